@@ -1,0 +1,82 @@
+//! The command line: one subcommand per thing an operator does.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// carelog — an event-sourced, encrypted, auditable store for clinical data.
+#[derive(Debug, Parser)]
+#[command(name = "carelog", version, about)]
+pub struct Cli {
+    /// Log format.
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Json, global = true)]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// How logs are written.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    /// One JSON object per line.
+    Json,
+    /// Human-readable lines.
+    Pretty,
+}
+
+/// What to do.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Apply the database migrations (DATABASE_URL).
+    Migrate,
+    /// Run the start-up checks (configuration, master key, database) without serving.
+    Check,
+    /// The embedded default: private PostgreSQL and NATS under a data directory,
+    /// development keys, migrations; stops everything on Ctrl-C.
+    Dev {
+        /// Where the private services and development keys live.
+        #[arg(long, env = "CARELOG_DEV_DIR", default_value = ".carelog")]
+        data_dir: PathBuf,
+    },
+    /// Master and signing keys.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+    /// Recompute the hash chain of every stream (or one); exit 1 naming the first broken
+    /// event of each broken stream.
+    Verify {
+        /// Only this stream (e.g. `patient-0190f3a4-…`).
+        #[arg(long)]
+        stream: Option<String>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Measure throughput and latency; writes a table into docs/benchmarks.md.
+    Bench {
+        #[command(subcommand)]
+        command: BenchCommand,
+    },
+}
+
+/// Key management.
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Print a new master key (64 hex) and a new PASERK k4.secret token-signing key.
+    Generate,
+    /// Re-wrap every data key under a new master key (read from standard input, 64 hex);
+    /// events are not touched. CARELOG_MASTER_KEY is the current key.
+    RotateMaster {
+        /// Read the new master key from this file instead of standard input.
+        #[arg(long)]
+        new_key_file: Option<PathBuf>,
+    },
+}
+
+/// Benchmarks.
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Sealed, chained, gap-safe appends vs raw single-row INSERT commits.
+    Append(crate::cmd::bench::AppendArgs),
+}

@@ -1,0 +1,54 @@
+//! One module per subcommand.
+
+pub mod bench;
+mod check;
+mod dev;
+mod keys;
+mod migrate;
+mod verify;
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+use carelog_domain::Metadata;
+use carelog_store::PoolConfig;
+use sqlx::PgPool;
+
+use crate::cli::{BenchCommand, Command, KeysCommand};
+
+/// Runs a subcommand; the exit code says how it went.
+pub async fn run(command: Command) -> Result<ExitCode> {
+    match command {
+        Command::Migrate => migrate::run().await,
+        Command::Check => check::run().await,
+        Command::Dev { data_dir } => dev::run(&data_dir).await,
+        Command::Keys { command } => match command {
+            KeysCommand::Generate => keys::generate(),
+            KeysCommand::RotateMaster { new_key_file } => keys::rotate_master(new_key_file).await,
+        },
+        Command::Verify { stream, json } => verify::run(stream, json).await,
+        Command::Bench { command } => match command {
+            BenchCommand::Append(args) => bench::append(args).await,
+        },
+    }
+}
+
+/// A small pool for a one-off operator command.
+async fn cli_pool(url: &str) -> Result<PgPool> {
+    let cfg = PoolConfig {
+        max_connections: 4,
+        ..PoolConfig::default()
+    };
+    Ok(carelog_store::connect(url, &cfg).await?)
+}
+
+/// Metadata of an operator's CLI command: the operator (the OS user) is the actor.
+fn operator_metadata(command: &str) -> Metadata {
+    let mut m = Metadata::operator(
+        command,
+        format!("cli-{}", uuid::Uuid::now_v7()),
+        chrono::Utc::now(),
+    );
+    m.user_agent = Some(format!("carelog-cli/{}", env!("CARGO_PKG_VERSION")));
+    m
+}

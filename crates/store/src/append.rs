@@ -1,0 +1,569 @@
+//! Appending events: optimistic concurrency, sealing, hash chain, group commit.
+//!
+//! [`EventStore::append`] resolves the subjects' data keys and serialises the payloads
+//! on the caller's task, then hands the append to a committer task. A committer takes
+//! every append waiting at that moment and writes them in one transaction:
+//!
+//! 1. take the log's advisory lock (position order = commit order, see ADR 0002);
+//! 2. read the head (version, hash) of every stream in the batch;
+//! 3. per append, in arrival order: check the expected version (a stale one is a
+//!    [`AppendError::Conflict`] for that append only), seal each payload with
+//!    associated data = event id ‖ stream ‖ version ‖ type, chain the hashes;
+//! 4. insert every row of the batch in one statement; commit; answer each caller.
+//!
+//! One fsync then serves many appends, which is what lets sealed, chained, serialised
+//! appends keep up with plain single-row inserts. If the batch fails as a whole (a
+//! duplicate event id, say), each append is retried alone so only the culprit fails.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use carelog_crypto::{chain_hash, ChainHash, Dek, GENESIS};
+use carelog_domain::{
+    EventHeader, EventId, EventType, KeyId, Metadata, NewEvent, Position, SchemaVersion, StreamId,
+    StreamVersion, SubjectId,
+};
+use chrono::{DateTime, Utc};
+use sqlx::{PgConnection, PgPool, Row};
+use tokio::sync::{mpsc, oneshot, Mutex};
+use uuid::Uuid;
+use zeroize::Zeroizing;
+
+use crate::error::{AppendError, StoreError};
+use crate::keys::{KeyStore, SubjectKey};
+use crate::read::{self, StoredEvent};
+use crate::vault::{Opened, Vault};
+
+/// The most events one append may carry.
+pub const MAX_EVENTS_PER_APPEND: usize = 1_000;
+
+/// What the caller believes the stream's version to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expected {
+    /// Exactly this version (`StreamVersion::EMPTY` for a new stream); else a conflict.
+    Exact(StreamVersion),
+    /// Whatever it is (for streams nobody decides on, e.g. access events).
+    Any,
+}
+
+/// Events to append to one stream.
+#[derive(Debug, Clone)]
+pub struct AppendRequest {
+    /// The stream.
+    pub stream: StreamId,
+    /// The version the command was decided on.
+    pub expected: Expected,
+    /// The events, in order.
+    pub events: Vec<NewEvent>,
+}
+
+/// The result of a successful append.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Appended {
+    /// The stream.
+    pub stream: StreamId,
+    /// The stream's version after the append (the version of its last event).
+    pub version: StreamVersion,
+    /// The global positions of the events, in order. A client can wait for read models
+    /// to reach the last one to read its own writes.
+    pub positions: Vec<Position>,
+    /// True when every event was already stored: a retried append, answered as before.
+    pub replayed: bool,
+}
+
+impl Appended {
+    /// The position of the last event.
+    pub fn last_position(&self) -> Position {
+        *self
+            .positions
+            .last()
+            .expect("an append has at least one event")
+    }
+}
+
+/// How appends are grouped.
+#[derive(Debug, Clone, Copy)]
+pub struct GroupCommitConfig {
+    /// Most events written in one transaction.
+    pub max_batch_events: usize,
+    /// Committer tasks. One commits while the next gathers its batch and waits for the
+    /// log lock, which hides the round trips of one behind the fsync of the other.
+    pub committers: usize,
+    /// Appends that may wait for a committer before callers feel back-pressure.
+    pub queue: usize,
+}
+
+impl Default for GroupCommitConfig {
+    fn default() -> Self {
+        Self {
+            max_batch_events: 1_024,
+            committers: 2,
+            queue: 4_096,
+        }
+    }
+}
+
+/// One event ready to be sealed: its plaintext is wiped when dropped.
+struct Prepared {
+    event_id: EventId,
+    event_type: EventType,
+    schema_version: SchemaVersion,
+    subject: SubjectId,
+    key_id: KeyId,
+    dek: Dek,
+    plaintext: Zeroizing<Vec<u8>>,
+    metadata: Metadata,
+}
+
+/// An append whose keys are resolved and payloads serialised.
+struct Pending {
+    stream: StreamId,
+    expected: Expected,
+    events: Vec<Prepared>,
+}
+
+/// A pending append waiting for a committer.
+struct Job {
+    pending: Pending,
+    reply: oneshot::Sender<Result<Appended, AppendError>>,
+}
+
+/// The event store: appends, reads, opens. Cheap to clone; committers stop when the
+/// last clone is dropped, after finishing the batch in hand.
+#[derive(Clone)]
+pub struct EventStore {
+    pool: PgPool,
+    vault: Vault,
+    jobs: mpsc::Sender<Job>,
+}
+
+impl EventStore {
+    /// Starts the committer tasks on the current Tokio runtime.
+    pub fn start(pool: PgPool, keys: KeyStore, cfg: GroupCommitConfig) -> Self {
+        let (jobs, rx) = mpsc::channel(cfg.queue.max(1));
+        let rx = Arc::new(Mutex::new(rx));
+        for _ in 0..cfg.committers.max(1) {
+            tokio::spawn(run_committer(
+                pool.clone(),
+                Arc::clone(&rx),
+                cfg.max_batch_events,
+            ));
+        }
+        Self {
+            pool,
+            vault: Vault::new(keys),
+            jobs,
+        }
+    }
+
+    /// The pool.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// The vault (sealing and opening).
+    pub fn vault(&self) -> &Vault {
+        &self.vault
+    }
+
+    /// Appends `req` atomically, or nothing of it, in a transaction shared with the
+    /// other appends waiting at the same moment (group commit).
+    pub async fn append(&self, req: AppendRequest) -> Result<Appended, AppendError> {
+        let pending = self.prepare(req).await?;
+        let (reply, answer) = oneshot::channel();
+        self.jobs
+            .send(Job { pending, reply })
+            .await
+            .map_err(|_| StoreError::ShuttingDown)?;
+        answer.await.map_err(|_| StoreError::ShuttingDown)?
+    }
+
+    /// Appends `req` inside the caller's transaction, for commands that must change an
+    /// inline table (sessions, lockout, ...) atomically with their events. The log lock
+    /// is taken here and held until the caller commits, so do the other writes first
+    /// and commit promptly after. Nothing is visible to readers before that commit.
+    pub async fn append_in_tx(
+        &self,
+        tx: &mut PgConnection,
+        req: AppendRequest,
+    ) -> Result<Appended, AppendError> {
+        let pending = self.prepare(req).await?;
+        let mut results = write_pending(tx, &[&pending], true).await?;
+        results.pop().expect("one result per append")
+    }
+
+    /// Checks the size, resolves each subject's key (created on first use; a destroyed
+    /// one refuses the append) and serialises each payload.
+    async fn prepare(&self, req: AppendRequest) -> Result<Pending, AppendError> {
+        let n = req.events.len();
+        if n == 0 || n > MAX_EVENTS_PER_APPEND {
+            return Err(AppendError::BadSize {
+                got: n,
+                max: MAX_EVENTS_PER_APPEND,
+            });
+        }
+        let mut keys: HashMap<SubjectId, (KeyId, Dek)> = HashMap::new();
+        let mut events = Vec::with_capacity(n);
+        for ev in req.events {
+            if !keys.contains_key(&ev.subject) {
+                match self.vault.keys().for_write(&ev.subject).await? {
+                    SubjectKey::Live(id, dek) => keys.insert(ev.subject.clone(), (id, dek)),
+                    SubjectKey::Destroyed(_) => return Err(AppendError::Erased(ev.subject)),
+                };
+            }
+            let (key_id, dek) = keys[&ev.subject].clone();
+            let plaintext = Zeroizing::new(
+                serde_json::to_vec(&ev.payload).expect("a JSON value always serialises"),
+            );
+            events.push(Prepared {
+                event_id: ev.event_id,
+                event_type: ev.event_type,
+                schema_version: ev.schema_version,
+                subject: ev.subject,
+                key_id,
+                dek,
+                plaintext,
+                metadata: ev.metadata,
+            });
+        }
+        Ok(Pending {
+            stream: req.stream,
+            expected: req.expected,
+            events,
+        })
+    }
+
+    /// Up to `limit` events of `stream` after version `after`.
+    pub async fn read_stream(
+        &self,
+        stream: &StreamId,
+        after: StreamVersion,
+        limit: i64,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        read::stream(&self.pool, stream, after, limit).await
+    }
+
+    /// Up to `limit` events of the whole log after `after`, gap-safe.
+    pub async fn read_all(
+        &self,
+        after: Position,
+        limit: i64,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        read::all(&self.pool, after, limit).await
+    }
+
+    /// Opens a stored event's payload (or says it was erased).
+    pub async fn open(&self, event: &StoredEvent) -> Result<Opened, StoreError> {
+        self.vault.open(event).await
+    }
+}
+
+async fn run_committer(pool: PgPool, rx: Arc<Mutex<mpsc::Receiver<Job>>>, max_events: usize) {
+    loop {
+        let batch = {
+            let mut rx = rx.lock().await;
+            let Some(first) = rx.recv().await else {
+                return;
+            };
+            let mut size = first.pending.events.len();
+            let mut batch = vec![first];
+            while size < max_events {
+                match rx.try_recv() {
+                    Ok(job) => {
+                        size += job.pending.events.len();
+                        batch.push(job);
+                    }
+                    Err(_) => break,
+                }
+            }
+            batch
+        };
+        commit_batch(&pool, batch).await;
+    }
+}
+
+/// Commits a batch; if it fails as a whole (e.g. a reused event id that only the unique
+/// index caught), retries each append alone, checking its ids first, so that only the
+/// culprit fails and it fails with a precise error.
+async fn commit_batch(pool: &PgPool, batch: Vec<Job>) {
+    match write_batch(pool, &batch, false).await {
+        Ok(results) => answer(batch, results),
+        Err(e) => {
+            tracing::debug!(error = %e, appends = batch.len(), "group commit failed; retrying appends alone");
+            for job in batch {
+                let result = match write_batch(pool, std::slice::from_ref(&job), true).await {
+                    Ok(mut r) => r.pop().expect("one result per job"),
+                    Err(e) => Err(e.into()),
+                };
+                answer(vec![job], vec![result]);
+            }
+        }
+    }
+}
+
+fn answer(batch: Vec<Job>, results: Vec<Result<Appended, AppendError>>) {
+    for (job, result) in batch.into_iter().zip(results) {
+        // The caller may have gone away (cancelled request): the append stands anyway.
+        let _ = job.reply.send(result);
+    }
+}
+
+/// A stream's head inside the batch being built.
+#[derive(Clone, Copy)]
+struct Head {
+    version: StreamVersion,
+    hash: ChainHash,
+}
+
+/// Rows of one batch, column by column, for `insert_events.sql`.
+#[derive(Default)]
+struct Columns {
+    event_id: Vec<Uuid>,
+    stream_id: Vec<String>,
+    stream_type: Vec<String>,
+    version: Vec<i64>,
+    event_type: Vec<String>,
+    schema_version: Vec<i16>,
+    subject_id: Vec<String>,
+    key_id: Vec<Uuid>,
+    payload: Vec<Vec<u8>>,
+    metadata: Vec<serde_json::Value>,
+    recorded_at: Vec<DateTime<Utc>>,
+    prev_hash: Vec<Vec<u8>>,
+    hash: Vec<Vec<u8>>,
+}
+
+impl Columns {
+    fn push(&mut self, header: &EventHeader, payload: Vec<u8>, prev: &ChainHash, hash: &ChainHash) {
+        self.event_id.push(header.event_id.0);
+        self.stream_id.push(header.stream_id.to_string());
+        self.stream_type
+            .push(header.stream_id.stream_type().to_string());
+        self.version.push(header.version.0);
+        self.event_type.push(header.event_type.to_string());
+        self.schema_version.push(header.schema_version.0);
+        self.subject_id.push(header.subject.to_string());
+        self.key_id.push(header.key_id.0);
+        self.payload.push(payload);
+        self.metadata
+            .push(serde_json::to_value(&header.metadata).expect("metadata serialises"));
+        self.recorded_at.push(header.recorded_at);
+        self.prev_hash.push(prev.to_vec());
+        self.hash.push(hash.to_vec());
+    }
+}
+
+/// What the batch decided for one append before the insert.
+enum Planned {
+    Write {
+        stream: StreamId,
+        version: StreamVersion,
+        ids: Vec<Uuid>,
+    },
+    Done(Result<Appended, AppendError>),
+}
+
+/// Writes a batch in one transaction of its own.
+async fn write_batch(
+    pool: &PgPool,
+    batch: &[Job],
+    check_ids_first: bool,
+) -> Result<Vec<Result<Appended, AppendError>>, sqlx::Error> {
+    let pending: Vec<&Pending> = batch.iter().map(|j| &j.pending).collect();
+    let mut tx = pool.begin().await?;
+    let results = write_pending(&mut tx, &pending, check_ids_first).await?;
+    tx.commit().await?;
+    Ok(results)
+}
+
+/// Writes appends inside an open transaction: log lock, heads, per-append decision,
+/// one insert. Per-append outcomes (conflicts, replays) are in the returned vector; an
+/// `Err` means the transaction as a whole failed and must be rolled back.
+async fn write_pending(
+    tx: &mut PgConnection,
+    batch: &[&Pending],
+    check_ids_first: bool,
+) -> Result<Vec<Result<Appended, AppendError>>, sqlx::Error> {
+    sqlx::query(include_str!("../sql/lock_log.sql"))
+        .execute(&mut *tx)
+        .await?;
+    let mut heads = stream_heads(tx, batch).await?;
+    // Truncated to microseconds: what PostgreSQL stores is what was hashed.
+    let now =
+        DateTime::from_timestamp_micros(Utc::now().timestamp_micros()).expect("now is in range");
+
+    let mut cols = Columns::default();
+    let mut plans = Vec::with_capacity(batch.len());
+    for job in batch {
+        let head = heads.get(&job.stream).copied().unwrap_or(Head {
+            version: StreamVersion::EMPTY,
+            hash: GENESIS,
+        });
+        let stale = matches!(job.expected, Expected::Exact(v) if v != head.version);
+        if stale || check_ids_first {
+            if let Some(done) = replay_or_conflict(tx, job, head, stale).await? {
+                plans.push(Planned::Done(done));
+                continue;
+            }
+        }
+        let new_head = seal_and_chain(job, head, now, &mut cols);
+        heads.insert(job.stream, new_head);
+        plans.push(Planned::Write {
+            stream: job.stream,
+            version: new_head.version,
+            ids: job.events.iter().map(|e| e.event_id.0).collect(),
+        });
+    }
+
+    let positions = insert(tx, cols).await?;
+    Ok(plans
+        .into_iter()
+        .map(|plan| match plan {
+            Planned::Done(result) => result,
+            Planned::Write {
+                stream,
+                version,
+                ids,
+            } => Ok(Appended {
+                stream,
+                version,
+                positions: ids.iter().map(|id| positions[id]).collect(),
+                replayed: false,
+            }),
+        })
+        .collect())
+}
+
+async fn stream_heads(
+    tx: &mut PgConnection,
+    batch: &[&Pending],
+) -> Result<HashMap<StreamId, Head>, sqlx::Error> {
+    let names: Vec<String> = batch
+        .iter()
+        .map(|j| j.stream)
+        .collect::<HashSet<_>>()
+        .into_iter()
+        .map(|s| s.to_string())
+        .collect();
+    let rows = sqlx::query(include_str!("../sql/stream_heads.sql"))
+        .bind(&names)
+        .fetch_all(&mut *tx)
+        .await?;
+    let mut heads = HashMap::with_capacity(rows.len());
+    for row in rows {
+        let stream: String = row.try_get("stream_id")?;
+        let hash: Vec<u8> = row.try_get("hash")?;
+        let (Ok(stream), Ok(hash)) = (
+            stream.parse::<StreamId>(),
+            ChainHash::try_from(hash.as_slice()),
+        ) else {
+            return Err(sqlx::Error::Protocol(
+                "corrupt stream head in the event table".into(),
+            ));
+        };
+        let version = StreamVersion(row.try_get("version")?);
+        heads.insert(stream, Head { version, hash });
+    }
+    Ok(heads)
+}
+
+/// For an append that is stale (or must be checked before writing): if all its events
+/// are already stored in this stream, it is a retry — answer as the first time. Else a
+/// stale append is a conflict, and ids stored elsewhere are a duplicate. `None`: write it.
+async fn replay_or_conflict(
+    tx: &mut PgConnection,
+    job: &Pending,
+    head: Head,
+    stale: bool,
+) -> Result<Option<Result<Appended, AppendError>>, sqlx::Error> {
+    let ids: Vec<Uuid> = job.events.iter().map(|e| e.event_id.0).collect();
+    let rows = sqlx::query(include_str!("../sql/find_events_by_id.sql"))
+        .bind(&ids)
+        .fetch_all(&mut *tx)
+        .await?;
+    let stream = job.stream.to_string();
+    let mut found: HashMap<Uuid, (i64, i64)> = HashMap::new();
+    for row in &rows {
+        if row.try_get::<String, _>("stream_id")? != stream {
+            return Ok(Some(Err(AppendError::DuplicateEventId)));
+        }
+        found.insert(
+            row.try_get("event_id")?,
+            (row.try_get("version")?, row.try_get("position")?),
+        );
+    }
+    if found.len() == ids.len() {
+        let mut stored: Vec<(i64, i64)> = ids.iter().map(|id| found[id]).collect();
+        stored.sort_unstable();
+        return Ok(Some(Ok(Appended {
+            stream: job.stream,
+            version: StreamVersion(stored.last().expect("non-empty").0),
+            positions: stored.iter().map(|&(_, p)| Position(p)).collect(),
+            replayed: true,
+        })));
+    }
+    if !found.is_empty() {
+        return Ok(Some(Err(AppendError::DuplicateEventId)));
+    }
+    if stale {
+        let Expected::Exact(expected) = job.expected else {
+            unreachable!("only exact expectations are stale")
+        };
+        return Ok(Some(Err(AppendError::Conflict {
+            stream: job.stream,
+            expected,
+            actual: head.version,
+        })));
+    }
+    Ok(None)
+}
+
+/// Seals the job's events on top of `head` into `cols`; returns the new head.
+fn seal_and_chain(job: &Pending, mut head: Head, now: DateTime<Utc>, cols: &mut Columns) -> Head {
+    for ev in &job.events {
+        let header = EventHeader {
+            event_id: ev.event_id,
+            stream_id: job.stream,
+            version: head.version.next(),
+            event_type: ev.event_type.clone(),
+            schema_version: ev.schema_version,
+            subject: ev.subject.clone(),
+            key_id: ev.key_id,
+            metadata: ev.metadata.clone(),
+            recorded_at: now,
+        };
+        let sealed = Vault::seal(&ev.dek, &header, &ev.plaintext);
+        let hash = chain_hash(&head.hash, &header, &sealed);
+        cols.push(&header, sealed, &head.hash, &hash);
+        head = Head {
+            version: header.version,
+            hash,
+        };
+    }
+    head
+}
+
+async fn insert(tx: &mut PgConnection, c: Columns) -> Result<HashMap<Uuid, Position>, sqlx::Error> {
+    if c.event_id.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let rows = sqlx::query(include_str!("../sql/insert_events.sql"))
+        .bind(&c.event_id)
+        .bind(&c.stream_id)
+        .bind(&c.stream_type)
+        .bind(&c.version)
+        .bind(&c.event_type)
+        .bind(&c.schema_version)
+        .bind(&c.subject_id)
+        .bind(&c.key_id)
+        .bind(&c.payload)
+        .bind(&c.metadata)
+        .bind(&c.recorded_at)
+        .bind(&c.prev_hash)
+        .bind(&c.hash)
+        .fetch_all(&mut *tx)
+        .await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get("event_id")?, Position(r.try_get("position")?))))
+        .collect()
+}

@@ -1,0 +1,32 @@
+//! carelog's PostgreSQL event store.
+//!
+//! What it owns:
+//! - [`connect`]: the pool (with `idle_in_transaction_session_timeout`), the migrations,
+//!   and the start-up checks that refuse a database this process must not serve.
+//! - [`keys`]: subject data keys — created on first use, stored wrapped by the master
+//!   key, cached unwrapped for a bounded time, destroyed on erasure, re-wrapped on rotation.
+//! - [`vault`]: the one place event payloads are sealed and opened.
+//! - [`append`]: appends with optimistic concurrency, grouped into shared transactions
+//!   (group commit), hash-chained per stream.
+//! - [`read`]: reading a stream, and reading the whole log after a cursor without ever
+//!   skipping a late committer.
+//! - [`verify`]: recomputing every stream's hash chain.
+//!
+//! What it must not do: decide anything. Commands are decided in `carelog-domain`; this
+//! crate only persists what was decided. Its SQL lives in `sql/*.sql` and `migrations/`.
+
+pub mod append;
+pub mod connect;
+pub mod error;
+pub mod keys;
+pub mod read;
+pub mod vault;
+pub mod verify;
+
+pub use append::{AppendRequest, Appended, EventStore, Expected, GroupCommitConfig};
+pub use connect::{connect, migrate, startup_checks, PoolConfig};
+pub use error::{AppendError, StoreError};
+pub use keys::KeyStore;
+pub use read::StoredEvent;
+pub use vault::{Opened, Vault};
+pub use verify::{verify_chain, VerifyFailure, VerifyReport};

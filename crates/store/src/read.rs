@@ -1,0 +1,133 @@
+//! Reading events back: one stream, or the whole log after a cursor.
+
+use carelog_crypto::ChainHash;
+use carelog_domain::{
+    EventHeader, EventId, EventType, KeyId, Metadata, Position, SchemaVersion, StreamId,
+    StreamVersion, SubjectId,
+};
+use chrono::{DateTime, Utc};
+use sqlx::types::Json;
+use sqlx::{PgExecutor, PgPool};
+use uuid::Uuid;
+
+use crate::error::StoreError;
+
+/// An event as stored: clear header, sealed payload, chain hashes.
+#[derive(Clone)]
+pub struct StoredEvent {
+    /// Its place in the global log.
+    pub position: Position,
+    /// The clear, PHI-free facts.
+    pub header: EventHeader,
+    /// `nonce ‖ ciphertext ‖ tag`. Never leaves the server except to NATS and backups.
+    pub payload: Vec<u8>,
+    /// The hash of the stream's previous event ([`carelog_crypto::GENESIS`] for the first).
+    pub prev_hash: ChainHash,
+    /// This event's chain hash.
+    pub hash: ChainHash,
+}
+
+impl std::fmt::Debug for StoredEvent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoredEvent")
+            .field("position", &self.position)
+            .field("header", &self.header)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The columns every event query selects.
+#[derive(sqlx::FromRow)]
+pub(crate) struct EventRow {
+    position: i64,
+    event_id: Uuid,
+    stream_id: String,
+    version: i64,
+    event_type: String,
+    schema_version: i16,
+    subject_id: String,
+    key_id: Uuid,
+    payload: Vec<u8>,
+    metadata: Json<serde_json::Value>,
+    recorded_at: DateTime<Utc>,
+    prev_hash: Vec<u8>,
+    hash: Vec<u8>,
+}
+
+impl EventRow {
+    pub(crate) fn position(&self) -> i64 {
+        self.position
+    }
+
+    pub(crate) fn stream_id(&self) -> &str {
+        &self.stream_id
+    }
+
+    pub(crate) fn version(&self) -> i64 {
+        self.version
+    }
+
+    /// Decodes the row; a row this code could not have written is [`StoreError::Corrupt`].
+    pub(crate) fn decode(self) -> Result<StoredEvent, StoreError> {
+        let position = self.position;
+        let corrupt = |what| StoreError::Corrupt { position, what };
+        let hash = |v: Vec<u8>, what| ChainHash::try_from(v.as_slice()).map_err(|_| corrupt(what));
+        Ok(StoredEvent {
+            position: Position(position),
+            header: EventHeader {
+                event_id: EventId(self.event_id),
+                stream_id: self
+                    .stream_id
+                    .parse::<StreamId>()
+                    .map_err(|_| corrupt("stream_id"))?,
+                version: StreamVersion(self.version),
+                event_type: EventType::try_from(self.event_type)
+                    .map_err(|_| corrupt("event_type"))?,
+                schema_version: SchemaVersion(self.schema_version),
+                subject: SubjectId::try_from(self.subject_id).map_err(|_| corrupt("subject_id"))?,
+                key_id: KeyId(self.key_id),
+                metadata: serde_json::from_value::<Metadata>(self.metadata.0)
+                    .map_err(|_| corrupt("metadata"))?,
+                recorded_at: self.recorded_at,
+            },
+            payload: self.payload,
+            prev_hash: hash(self.prev_hash, "prev_hash")?,
+            hash: hash(self.hash, "hash")?,
+        })
+    }
+}
+
+fn decode_all(rows: Vec<EventRow>) -> Result<Vec<StoredEvent>, StoreError> {
+    rows.into_iter().map(EventRow::decode).collect()
+}
+
+/// Up to `limit` events of `stream` after version `after`, in version order.
+pub async fn stream(
+    db: impl PgExecutor<'_>,
+    stream: &StreamId,
+    after: StreamVersion,
+    limit: i64,
+) -> Result<Vec<StoredEvent>, StoreError> {
+    let rows = sqlx::query_as::<_, EventRow>(include_str!("../sql/read_stream.sql"))
+        .bind(stream.to_string())
+        .bind(after.0)
+        .bind(limit)
+        .fetch_all(db)
+        .await?;
+    decode_all(rows)
+}
+
+/// Up to `limit` events of the whole log after `after`, in position order, gap-safe:
+/// an event not returned now can never later appear at or before the last one returned.
+pub async fn all(
+    pool: &PgPool,
+    after: Position,
+    limit: i64,
+) -> Result<Vec<StoredEvent>, StoreError> {
+    let rows = sqlx::query_as::<_, EventRow>(include_str!("../sql/read_all.sql"))
+        .bind(after.0)
+        .bind(limit)
+        .fetch_all(pool)
+        .await?;
+    decode_all(rows)
+}

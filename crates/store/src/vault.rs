@@ -1,0 +1,73 @@
+//! The one place event payloads are sealed and opened.
+
+use carelog_crypto::{event_aad, Dek, OpenError};
+use carelog_domain::EventHeader;
+
+use crate::error::StoreError;
+use crate::keys::{KeyStore, SubjectKey};
+use crate::read::StoredEvent;
+
+/// An opened payload, or the fact that it can no longer be opened.
+#[derive(Clone, PartialEq)]
+pub enum Opened {
+    /// The plaintext JSON payload.
+    Payload(serde_json::Value),
+    /// The subject was erased: its key is destroyed and this payload is unreadable for good.
+    Erased,
+}
+
+// No Debug that could print PHI.
+impl std::fmt::Debug for Opened {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Opened::Payload(_) => f.write_str("Opened::Payload(..)"),
+            Opened::Erased => f.write_str("Opened::Erased"),
+        }
+    }
+}
+
+/// Seals and opens payloads with subject keys.
+#[derive(Clone)]
+pub struct Vault {
+    keys: KeyStore,
+}
+
+impl Vault {
+    /// A vault over `keys`.
+    pub fn new(keys: KeyStore) -> Self {
+        Self { keys }
+    }
+
+    /// The key store behind the vault.
+    pub fn keys(&self) -> &KeyStore {
+        &self.keys
+    }
+
+    /// Seals `plaintext` for the event `header` describes.
+    pub fn seal(dek: &Dek, header: &EventHeader, plaintext: &[u8]) -> Vec<u8> {
+        dek.seal(&aad(header), plaintext)
+    }
+
+    /// Opens a stored event's payload. A destroyed key gives [`Opened::Erased`]; a payload
+    /// that fails authentication (altered or moved) is [`StoreError::Tampered`].
+    pub async fn open(&self, event: &StoredEvent) -> Result<Opened, StoreError> {
+        let header = &event.header;
+        let position = event.position.0;
+        let tampered = || StoreError::Tampered { position };
+        let dek = match self.keys.for_read(&header.subject).await? {
+            Some(SubjectKey::Live(key_id, dek)) if key_id == header.key_id => dek,
+            Some(SubjectKey::Destroyed(_)) => return Ok(Opened::Erased),
+            _ => return Err(tampered()),
+        };
+        let plain = dek
+            .open(&aad(header), &event.payload)
+            .map_err(|_: OpenError| tampered())?;
+        serde_json::from_slice(&plain)
+            .map(Opened::Payload)
+            .map_err(|_| tampered())
+    }
+}
+
+fn aad(h: &EventHeader) -> Vec<u8> {
+    event_aad(&h.event_id, &h.stream_id, h.version, &h.event_type)
+}

@@ -1,0 +1,14 @@
+//! End-to-end tests of carelog against real PostgreSQL (and NATS, later): each test gets
+//! its own database, cloned from a migrated template, owned by an ordinary role.
+//!
+//! PostgreSQL and NATS are found through `DATABASE_URL` (a role that may create roles
+//! and databases, e.g. the `postgres` superuser) and `NATS_URL`; by default the local
+//! services on 127.0.0.1. `scripts/test` starts private ones when there are none.
+
+mod support;
+
+mod cli;
+mod crypto_at_rest;
+mod event_store;
+mod gap_safe_reads;
+mod keys;

@@ -1,0 +1,55 @@
+//! The test harness every end-to-end test builds on.
+
+pub mod db;
+pub mod nats;
+
+pub use db::TestDb;
+
+use carelog_crypto::{Keyring, MasterKey};
+use carelog_domain::{
+    EventId, EventType, Metadata, NewEvent, SchemaVersion, StreamId, StreamType, SubjectId,
+};
+use carelog_store::keys::CacheConfig;
+use carelog_store::{AppendRequest, EventStore, Expected, GroupCommitConfig, KeyStore};
+use serde_json::Value;
+use uuid::Uuid;
+
+/// A fresh random master key's keyring.
+pub fn keyring() -> Keyring {
+    Keyring::new(MasterKey::generate(), [])
+}
+
+/// An event store over the test database with `keyring`.
+pub fn store(db: &TestDb, keyring: Keyring) -> EventStore {
+    let keys = KeyStore::new(db.pool.clone(), keyring, CacheConfig::default());
+    EventStore::start(db.pool.clone(), keys, GroupCommitConfig::default())
+}
+
+/// A new patient stream id.
+pub fn patient_stream() -> StreamId {
+    StreamId::new(StreamType::Patient, Uuid::now_v7())
+}
+
+/// An event of `stream`'s own subject with `payload`.
+pub fn event(stream: &StreamId, event_type: &str, payload: Value) -> NewEvent {
+    NewEvent {
+        event_id: EventId::new_v7(),
+        event_type: EventType::try_from(event_type).expect("valid event type"),
+        schema_version: SchemaVersion(1),
+        subject: SubjectId::of_stream(stream),
+        payload,
+        metadata: Metadata {
+            request_id: Some(format!("req-{}", Uuid::now_v7().simple())),
+            ..Metadata::default()
+        },
+    }
+}
+
+/// One event appended at `expected`.
+pub fn one(stream: StreamId, expected: Expected, ev: NewEvent) -> AppendRequest {
+    AppendRequest {
+        stream,
+        expected,
+        events: vec![ev],
+    }
+}
