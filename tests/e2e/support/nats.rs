@@ -69,7 +69,10 @@ impl Drop for TestNats {
         })
         .join();
         if !matches!(cleaned, Ok(Some(()))) {
-            eprintln!("warning: could not delete NATS streams under {}", self.prefix);
+            eprintln!(
+                "warning: could not delete NATS streams under {}",
+                self.prefix
+            );
         }
     }
 }
@@ -86,7 +89,7 @@ async fn a_tests_streams_are_deleted_when_it_ends() {
     })
     .await
     .expect("create stream");
-    assert_eq!(nats.streams().await, [name.clone()]);
+    assert_eq!(nats.streams().await, std::slice::from_ref(&name));
     let (prefix, url) = (nats.prefix.clone(), nats.url.clone());
     drop(nats);
 
