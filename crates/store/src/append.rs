@@ -86,8 +86,8 @@ impl Appended {
 pub struct GroupCommitConfig {
     /// Most events written in one transaction.
     pub max_batch_events: usize,
-    /// Committer tasks. One commits while the next gathers its batch and waits for the
-    /// log lock, which hides the round trips of one behind the fsync of the other.
+    /// Committer tasks. One is best: commits are serialised by the log lock anyway, so a
+    /// second committer only splits the waiting appends into two smaller batches.
     pub committers: usize,
     /// Appends that may wait for a committer before callers feel back-pressure.
     pub queue: usize,
@@ -97,7 +97,7 @@ impl Default for GroupCommitConfig {
     fn default() -> Self {
         Self {
             max_batch_events: 1_024,
-            committers: 2,
+            committers: 1,
             queue: 4_096,
         }
     }
@@ -260,44 +260,66 @@ impl EventStore {
 
 async fn run_committer(pool: PgPool, rx: Arc<Mutex<mpsc::Receiver<Job>>>, max_events: usize) {
     loop {
-        let batch = {
+        let first = {
             let mut rx = rx.lock().await;
-            let Some(first) = rx.recv().await else {
-                return;
-            };
-            let mut size = first.pending.events.len();
-            let mut batch = vec![first];
-            while size < max_events {
-                match rx.try_recv() {
-                    Ok(job) => {
-                        size += job.pending.events.len();
-                        batch.push(job);
-                    }
-                    Err(_) => break,
-                }
+            match rx.recv().await {
+                Some(job) => job,
+                None => return,
             }
-            batch
         };
-        commit_batch(&pool, batch).await;
+        let mut batch = vec![first];
+        match write_batch(&pool, &rx, &mut batch, max_events).await {
+            Ok(results) => answer(batch, results),
+            Err(e) => retry_alone(&pool, batch, e).await,
+        }
     }
 }
 
-/// Commits a batch; if it fails as a whole (e.g. a reused event id that only the unique
-/// index caught), retries each append alone, checking its ids first, so that only the
-/// culprit fails and it fails with a precise error.
-async fn commit_batch(pool: &PgPool, batch: Vec<Job>) {
-    match write_batch(pool, &batch, false).await {
-        Ok(results) => answer(batch, results),
-        Err(e) => {
-            tracing::debug!(error = %e, appends = batch.len(), "group commit failed; retrying appends alone");
-            for job in batch {
-                let result = match write_batch(pool, std::slice::from_ref(&job), true).await {
-                    Ok(mut r) => r.pop().expect("one result per job"),
-                    Err(e) => Err(e.into()),
-                };
-                answer(vec![job], vec![result]);
+/// Writes `batch` in one transaction. The batch is topped up with every append queued by
+/// the time the log lock is held — not before: the lock is held through each commit's
+/// fsync, so the appends that queued during the previous commit all share this one.
+async fn write_batch(
+    pool: &PgPool,
+    rx: &Mutex<mpsc::Receiver<Job>>,
+    batch: &mut Vec<Job>,
+    max_events: usize,
+) -> Result<Vec<Result<Appended, AppendError>>, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    lock_log(&mut tx).await?;
+    {
+        let mut rx = rx.lock().await;
+        let mut size: usize = batch.iter().map(|j| j.pending.events.len()).sum();
+        while size < max_events {
+            match rx.try_recv() {
+                Ok(job) => {
+                    size += job.pending.events.len();
+                    batch.push(job);
+                }
+                Err(_) => break,
             }
         }
+    }
+    let pending: Vec<&Pending> = batch.iter().map(|j| &j.pending).collect();
+    let results = write_locked(&mut tx, &pending, false).await?;
+    tx.commit().await?;
+    Ok(results)
+}
+
+/// After a batch failed as a whole (e.g. a reused event id that only the unique index
+/// caught), retries each append alone, checking its ids first, so that only the culprit
+/// fails and it fails with a precise error.
+async fn retry_alone(pool: &PgPool, batch: Vec<Job>, cause: sqlx::Error) {
+    tracing::debug!(error = %cause, appends = batch.len(), "group commit failed; retrying appends alone");
+    for job in batch {
+        let result = async {
+            let mut tx = pool.begin().await?;
+            let mut r = write_pending(&mut tx, &[&job.pending], true).await?;
+            tx.commit().await?;
+            Ok::<_, sqlx::Error>(r.pop().expect("one result per append"))
+        }
+        .await
+        .unwrap_or_else(|e| Err(e.into()));
+        answer(vec![job], vec![result]);
     }
 }
 
@@ -363,30 +385,32 @@ enum Planned {
     Done(Result<Appended, AppendError>),
 }
 
-/// Writes a batch in one transaction of its own.
-async fn write_batch(
-    pool: &PgPool,
-    batch: &[Job],
-    check_ids_first: bool,
-) -> Result<Vec<Result<Appended, AppendError>>, sqlx::Error> {
-    let pending: Vec<&Pending> = batch.iter().map(|j| &j.pending).collect();
-    let mut tx = pool.begin().await?;
-    let results = write_pending(&mut tx, &pending, check_ids_first).await?;
-    tx.commit().await?;
-    Ok(results)
+/// Takes the log lock for the rest of the transaction (ADR 0002).
+async fn lock_log(tx: &mut PgConnection) -> Result<(), sqlx::Error> {
+    sqlx::query(include_str!("../sql/lock_log.sql"))
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
 }
 
-/// Writes appends inside an open transaction: log lock, heads, per-append decision,
-/// one insert. Per-append outcomes (conflicts, replays) are in the returned vector; an
-/// `Err` means the transaction as a whole failed and must be rolled back.
+/// Writes appends inside an open transaction: log lock, then [`write_locked`].
 async fn write_pending(
     tx: &mut PgConnection,
     batch: &[&Pending],
     check_ids_first: bool,
 ) -> Result<Vec<Result<Appended, AppendError>>, sqlx::Error> {
-    sqlx::query(include_str!("../sql/lock_log.sql"))
-        .execute(&mut *tx)
-        .await?;
+    lock_log(tx).await?;
+    write_locked(tx, batch, check_ids_first).await
+}
+
+/// With the log lock held: heads, per-append decision, one insert. Per-append outcomes
+/// (conflicts, replays) are in the returned vector; an `Err` means the transaction as a
+/// whole failed and must be rolled back.
+async fn write_locked(
+    tx: &mut PgConnection,
+    batch: &[&Pending],
+    check_ids_first: bool,
+) -> Result<Vec<Result<Appended, AppendError>>, sqlx::Error> {
     let mut heads = stream_heads(tx, batch).await?;
     // Truncated to microseconds: what PostgreSQL stores is what was hashed.
     let now =

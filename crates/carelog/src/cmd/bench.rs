@@ -206,13 +206,13 @@ async fn run_in(scratch: &Scratch, args: &AppendArgs) -> Result<Report> {
     let mut rows = Vec::with_capacity(args.writers.len());
     for &writers in &args.writers {
         let raw = {
-            let progress = Progress::start(&format!("raw INSERT, {writers} writers"));
+            let progress = Progress::start(&format!("raw INSERT, {}", writers_label(writers)));
             let m = measure_raw(scratch, writers, sealed_len, window).await?;
             progress.finish(&m.summary("commits/s"));
             m
         };
         let carelog = {
-            let progress = Progress::start(&format!("carelog append, {writers} writers"));
+            let progress = Progress::start(&format!("carelog append, {}", writers_label(writers)));
             let m = measure_carelog(scratch, &keyring, writers, &plaintext, window).await?;
             progress.finish(&format!(
                 "{}, {:.1} appends per transaction",
@@ -236,6 +236,15 @@ async fn run_in(scratch: &Scratch, args: &AppendArgs) -> Result<Report> {
         seconds: args.seconds,
         rows,
     })
+}
+
+/// "1 writer", "8 writers".
+fn writers_label(n: u32) -> String {
+    if n == 1 {
+        "1 writer".to_owned()
+    } else {
+        format!("{n} writers")
+    }
 }
 
 /// `len` random characters from `[0-9a-f]`.
@@ -770,7 +779,7 @@ impl Report {
         let parts: Vec<String> = self
             .rows
             .iter()
-            .map(|r| format!("{} writers → {:.1}", r.writers, r.appends_per_tx))
+            .map(|r| format!("{} → {:.1}", writers_label(r.writers), r.appends_per_tx))
             .collect();
         format!(
             "Mean carelog appends per committed transaction (group-commit batch, from the \
