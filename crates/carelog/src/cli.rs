@@ -27,6 +27,8 @@ pub enum LogFormat {
 /// What to do.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Serve the HTTP API (DATABASE_URL, NATS_URL, CARELOG_MASTER_KEY, CARELOG_TOKEN_KEY).
+    Serve,
     /// Apply the database migrations (DATABASE_URL).
     Migrate,
     /// Run the start-up checks (configuration, master key, database) without serving.
@@ -37,6 +39,11 @@ pub enum Command {
         /// Where the private services and development keys live.
         #[arg(long, env = "CARELOG_DEV_DIR", default_value = ".carelog")]
         data_dir: PathBuf,
+    },
+    /// User accounts (the first SUPER:ADMIN).
+    Users {
+        #[command(subcommand)]
+        command: UsersCommand,
     },
     /// Master and signing keys.
     Keys {
@@ -58,6 +65,13 @@ pub enum Command {
         #[command(subcommand)]
         command: BenchCommand,
     },
+}
+
+/// User accounts.
+#[derive(Debug, Subcommand)]
+pub enum UsersCommand {
+    /// Create an account with a platform or base role; the password is read from stdin.
+    Create(crate::cmd::users::CreateArgs),
 }
 
 /// Key management.

@@ -60,3 +60,88 @@ pub fn master_key_from_file(path: &Path) -> Result<MasterKey> {
     let text = std::fs::read_to_string(path).context("cannot read the key file")?;
     Ok(MasterKey::from_hex(&text)?)
 }
+
+/// The token keys from `CARELOG_TOKEN_KEY` (PASERK `k4.secret.…`, required),
+/// `CARELOG_RETIRED_TOKEN_KEYS` (PASERK `k4.public.…`, comma-separated: still verified
+/// after a signing-key rotation) and `CARELOG_TOKEN_AUDIENCE` (default `carelog`).
+pub fn token_keys() -> Result<carelog_crypto::TokenKeys> {
+    let secret = match std::env::var("CARELOG_TOKEN_KEY") {
+        Ok(s) if !s.trim().is_empty() => s,
+        _ => bail!(
+            "CARELOG_TOKEN_KEY is not set: give the Ed25519 token-signing key as PASERK \
+             k4.secret.… (`carelog keys generate` makes one). carelog does not start without it."
+        ),
+    };
+    let retired: Vec<String> = std::env::var("CARELOG_RETIRED_TOKEN_KEYS")
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect();
+    let audience = std::env::var("CARELOG_TOKEN_AUDIENCE").unwrap_or_else(|_| "carelog".to_owned());
+    carelog_crypto::TokenKeys::new(secret.trim(), &retired, "carelog", &audience)
+        .context("CARELOG_TOKEN_KEY or CARELOG_RETIRED_TOKEN_KEYS is refused")
+}
+
+/// Identity settings: `CARELOG_LOCKOUT_THRESHOLD` (failures before lockout, default 10).
+pub fn identity() -> Result<carelog_commands::identity::IdentityConfig> {
+    let mut cfg = carelog_commands::identity::IdentityConfig::default();
+    if let Ok(v) = std::env::var("CARELOG_LOCKOUT_THRESHOLD") {
+        cfg.lockout.threshold = v
+            .trim()
+            .parse()
+            .ok()
+            .filter(|n| *n > 0)
+            .context("CARELOG_LOCKOUT_THRESHOLD must be a whole number above 0")?;
+    }
+    Ok(cfg)
+}
+
+/// `CARELOG_BIND`, default `127.0.0.1:8080`.
+pub fn bind() -> Result<std::net::SocketAddr> {
+    std::env::var("CARELOG_BIND")
+        .unwrap_or_else(|_| "127.0.0.1:8080".to_owned())
+        .parse()
+        .context("CARELOG_BIND must be an address like 127.0.0.1:8080")
+}
+
+/// The HTTP settings: `CARELOG_TRUSTED_PROXIES` (comma-separated IPs),
+/// `RATE_LIMITING_ENABLED` (`false` turns limits off), `CARELOG_CORS_ORIGINS`
+/// (comma-separated origins allowed to call from a browser).
+pub fn api() -> Result<carelog_api::state::ApiConfig> {
+    let mut cfg = carelog_api::state::ApiConfig::default();
+    cfg.trusted_proxies = list("CARELOG_TRUSTED_PROXIES")
+        .iter()
+        .map(|p| {
+            p.parse()
+                .with_context(|| format!("CARELOG_TRUSTED_PROXIES: {p:?} is not an IP address"))
+        })
+        .collect::<Result<_>>()?;
+    cfg.rate_limiting_enabled = match std::env::var("RATE_LIMITING_ENABLED") {
+        Ok(v) => match v.trim().to_ascii_lowercase().as_str() {
+            "false" | "0" | "no" | "off" => false,
+            "true" | "1" | "yes" | "on" | "" => true,
+            _ => bail!("RATE_LIMITING_ENABLED must be true or false"),
+        },
+        Err(_) => true,
+    };
+    cfg.cors_origins = list("CARELOG_CORS_ORIGINS")
+        .iter()
+        .map(|o| {
+            axum::http::HeaderValue::from_str(o)
+                .with_context(|| format!("CARELOG_CORS_ORIGINS: {o:?} is not a valid origin"))
+        })
+        .collect::<Result<_>>()?;
+    Ok(cfg)
+}
+
+fn list(var: &str) -> Vec<String> {
+    std::env::var(var)
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}

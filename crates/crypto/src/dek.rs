@@ -53,6 +53,16 @@ impl Dek {
         Some(Self(arr))
     }
 
+    /// A key for another purpose derived from this one: HMAC-SHA256(key, label). Used for
+    /// the email blind index (derived from the system key, so it survives master-key
+    /// rotation).
+    pub fn subkey(&self, label: &[u8]) -> Zeroizing<[u8; 32]> {
+        use hmac::{Hmac, Mac};
+        let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(&self.0).expect("any key length");
+        mac.update(label);
+        Zeroizing::new(mac.finalize().into_bytes().into())
+    }
+
     /// The raw bytes, for wrapping only.
     pub(crate) fn expose(&self) -> &[u8] {
         &self.0

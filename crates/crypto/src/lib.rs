@@ -13,8 +13,19 @@
 pub mod chain;
 pub mod dek;
 pub mod kek;
+/// Argon2id password hashes and the password policy (length, common passwords, email).
+pub mod password;
+/// Opaque random secrets, their stored hashes, and keyed blind indexes.
+pub mod random;
+/// PASETO v4.public access and MFA tokens: signing, verification, key rotation.
+pub mod token;
 pub mod token_key;
+/// RFC 6238 TOTP secrets and codes, and MFA recovery codes.
+pub mod totp;
 
 pub use chain::{chain_hash, ChainHash, GENESIS};
 pub use dek::{event_aad, Dek, OpenError, Plaintext};
 pub use kek::{KekId, KeyError, Keyring, MasterKey};
+pub use password::{check_password_policy, PasswordHasher, PasswordRejection};
+pub use token::{paserk_pid, paserk_public_of_secret, Claims, TokenError, TokenKeys, TokenPurpose};
+pub use totp::{generate_recovery_codes, hash_recovery_code, TotpSecret};

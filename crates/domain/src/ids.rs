@@ -39,11 +39,13 @@ pub enum StreamType {
     Dsr,
     /// Operator actions on the platform itself (key rotation, DLQ handling, ...).
     System,
+    /// One login session: started, refreshed, revoked.
+    Session,
 }
 
 impl StreamType {
     /// Every stream type, in a stable order.
-    pub const ALL: [StreamType; 7] = [
+    pub const ALL: [StreamType; 8] = [
         StreamType::Patient,
         StreamType::Record,
         StreamType::User,
@@ -51,6 +53,7 @@ impl StreamType {
         StreamType::Consent,
         StreamType::Dsr,
         StreamType::System,
+        StreamType::Session,
     ];
 
     /// The prefix used in stream ids, subjects and NATS subjects.
@@ -63,6 +66,7 @@ impl StreamType {
             StreamType::Consent => "consent",
             StreamType::Dsr => "dsr",
             StreamType::System => "system",
+            StreamType::Session => "session",
         }
     }
 }
@@ -219,6 +223,33 @@ uuid_newtype!(
     /// The id of one subject data key (DEK). A subject has exactly one.
     KeyId
 );
+uuid_newtype!(
+    /// A user account.
+    UserId
+);
+uuid_newtype!(
+    /// One login session (a refresh-token family and its access tokens).
+    SessionId
+);
+
+impl UserId {
+    /// The user's stream, `user-<uuid>`.
+    pub fn stream(self) -> StreamId {
+        StreamId::new(StreamType::User, self.0)
+    }
+
+    /// The user's subject: identity events are sealed under the user's own key.
+    pub fn subject(self) -> SubjectId {
+        SubjectId::of_stream(&self.stream())
+    }
+}
+
+impl SessionId {
+    /// The session's stream, `session-<uuid>`.
+    pub fn stream(self) -> StreamId {
+        StreamId::new(StreamType::Session, self.0)
+    }
+}
 
 /// A stream's version: the number of events in it. An empty stream is at version 0;
 /// its first event has version 1.

@@ -14,10 +14,13 @@ pub mod event;
 pub mod ids;
 pub mod metadata;
 pub mod operations;
+pub mod roles;
+pub mod user;
 
 pub use event::{EventHeader, NewEvent};
 pub use ids::{
-    EventId, EventType, IdError, KeyId, Position, SchemaVersion, StreamId, StreamType,
-    StreamVersion, SubjectId,
+    EventId, EventType, IdError, KeyId, Position, SchemaVersion, SessionId, StreamId, StreamType,
+    StreamVersion, SubjectId, UserId,
 };
 pub use metadata::Metadata;
+pub use roles::Role;

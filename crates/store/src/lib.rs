@@ -18,6 +18,9 @@
 pub mod append;
 pub mod connect;
 pub mod error;
+pub mod health;
+pub mod idempotency;
+pub mod identity;
 pub mod keys;
 pub mod read;
 pub mod vault;

@@ -1,9 +1,9 @@
 //! The one place event payloads are sealed and opened.
 
-use carelog_crypto::{event_aad, Dek, OpenError};
-use carelog_domain::EventHeader;
+use carelog_crypto::{event_aad, Dek, OpenError, Plaintext};
+use carelog_domain::{EventHeader, SubjectId};
 
-use crate::error::StoreError;
+use crate::error::{AppendError, StoreError};
 use crate::keys::{KeyStore, SubjectKey};
 use crate::read::StoredEvent;
 
@@ -46,6 +46,37 @@ impl Vault {
     /// Seals `plaintext` for the event `header` describes.
     pub fn seal(dek: &Dek, header: &EventHeader, plaintext: &[u8]) -> Vec<u8> {
         dek.seal(&aad(header), plaintext)
+    }
+
+    /// Seals a value that is not an event (a TOTP secret, say) under `subject`'s key, with
+    /// `context` as associated data (say what it is and whose, so it cannot be moved).
+    pub async fn seal_value(
+        &self,
+        subject: &SubjectId,
+        context: &[u8],
+        plaintext: &[u8],
+    ) -> Result<Vec<u8>, AppendError> {
+        match self.keys.for_write(subject).await? {
+            SubjectKey::Live(_, dek) => Ok(dek.seal(context, plaintext)),
+            SubjectKey::Destroyed(_) => Err(AppendError::Erased(subject.clone())),
+        }
+    }
+
+    /// Opens what [`Self::seal_value`] sealed; `None` when the subject was erased.
+    pub async fn open_value(
+        &self,
+        subject: &SubjectId,
+        context: &[u8],
+        sealed: &[u8],
+    ) -> Result<Option<Plaintext>, StoreError> {
+        match self.keys.for_read(subject).await? {
+            Some(SubjectKey::Live(_, dek)) => dek
+                .open(context, sealed)
+                .map(Some)
+                .map_err(|_| StoreError::Tampered { position: 0 }),
+            Some(SubjectKey::Destroyed(_)) => Ok(None),
+            None => Err(StoreError::Tampered { position: 0 }),
+        }
     }
 
     /// Opens a stored event's payload. A destroyed key gives [`Opened::Erased`]; a payload

@@ -74,7 +74,8 @@ fn print_banner(stack: &DevStack, data_dir: &Path) {
     println!("Press Ctrl-C to stop.");
 }
 
-async fn wait_for_shutdown() {
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn wait_for_shutdown() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {

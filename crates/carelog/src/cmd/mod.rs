@@ -5,6 +5,9 @@ mod check;
 mod dev;
 mod keys;
 mod migrate;
+mod serve;
+mod services;
+pub mod users;
 mod verify;
 
 use std::process::ExitCode;
@@ -14,17 +17,21 @@ use carelog_domain::Metadata;
 use carelog_store::PoolConfig;
 use sqlx::PgPool;
 
-use crate::cli::{BenchCommand, Command, KeysCommand};
+use crate::cli::{BenchCommand, Command, KeysCommand, UsersCommand};
 
 /// Runs a subcommand; the exit code says how it went.
 pub async fn run(command: Command) -> Result<ExitCode> {
     match command {
         Command::Migrate => migrate::run().await,
+        Command::Serve => serve::run().await,
         Command::Check => check::run().await,
         Command::Dev { data_dir } => dev::run(&data_dir).await,
         Command::Keys { command } => match command {
             KeysCommand::Generate => keys::generate(),
             KeysCommand::RotateMaster { new_key_file } => keys::rotate_master(new_key_file).await,
+        },
+        Command::Users { command } => match command {
+            UsersCommand::Create(args) => users::create(args).await,
         },
         Command::Verify { stream, json } => verify::run(stream, json).await,
         Command::Bench { command } => match command {

@@ -1,0 +1,178 @@
+//! Sessions: authenticating each request on current state, refresh-token rotation with
+//! theft detection, logout.
+
+use carelog_crypto::random::{random_token, sha256};
+use carelog_crypto::token::TokenPurpose;
+use carelog_domain::user::SessionEvent;
+use carelog_domain::{SessionId, UserId};
+use carelog_store::identity as rows;
+use carelog_store::Expected;
+
+use super::{roles_of, Identity, IdentityError, Issued};
+use crate::context::{Actor, Ctx};
+
+impl Identity {
+    /// Authenticates a bearer access token: signature, key id, audience, expiry, purpose;
+    /// then the session from current state — revoked, idle or expired sessions refuse
+    /// at once, and the roles are the user's roles now, not the token's.
+    pub async fn authenticate(&self, token: &str, ctx: &Ctx) -> Result<Actor, IdentityError> {
+        let claims = self
+            .tokens()
+            .verify(token, ctx.now, TokenPurpose::Access)
+            .map_err(|_| IdentityError::Unauthenticated("invalid access token"))?;
+        let session = SessionId(claims.sid);
+        let s = rows::session_actor(self.store().pool(), session)
+            .await?
+            .ok_or(IdentityError::Unauthenticated("unknown session"))?;
+        if s.user_id.0 != claims.sub {
+            return Err(IdentityError::Unauthenticated("token and session disagree"));
+        }
+        self.config()
+            .sessions
+            .check(s.created_at, s.last_seen_at, s.revoked, ctx.now)
+            .map_err(|_| IdentityError::Unauthenticated("session ended"))?;
+        rows::touch_session(self.store().pool(), session, ctx.now).await?;
+        Ok(Actor {
+            user_id: s.user_id,
+            session_id: session,
+            roles: s.roles,
+            mfa: s.mfa,
+        })
+    }
+
+    /// Rotates a refresh token: the old one is spent, a new pair is issued. A spent
+    /// token presented again revokes its whole session (and so every access token of it).
+    pub async fn refresh(&self, ctx: &Ctx, refresh_token: &str) -> Result<Issued, IdentityError> {
+        let old = sha256(refresh_token.trim().as_bytes());
+        let mut tx = self.store().pool().begin().await?;
+        let Some(s) = rows::session_by_refresh(&mut tx, &old).await? else {
+            let reused = rows::spent_refresh_session(&mut tx, &old).await?;
+            if let Some(session) = reused {
+                self.revoke_for_reuse(&mut tx, ctx, session).await?;
+                tx.commit().await?;
+                return Err(IdentityError::Unauthenticated("refresh token reuse"));
+            }
+            return Err(IdentityError::Unauthenticated("unknown refresh token"));
+        };
+        let ended = self
+            .config()
+            .sessions
+            .check(s.created_at, s.last_seen_at, s.revoked, ctx.now);
+        if let Err(end) = ended {
+            if !s.revoked {
+                rows::revoke_session(&mut tx, s.session_id, end.as_reason()).await?;
+                let ev = SessionEvent::SessionRevoked {
+                    reason: end.as_reason().to_owned(),
+                };
+                self.append_session(
+                    &mut tx,
+                    s.session_id,
+                    s.user_id,
+                    Expected::Any,
+                    vec![ev],
+                    ctx.metadata_for_user(s.user_id),
+                )
+                .await?;
+                tx.commit().await?;
+            }
+            return Err(IdentityError::Unauthenticated("session ended"));
+        }
+        let new = random_token();
+        if !rows::rotate_refresh(
+            &mut tx,
+            s.session_id,
+            &old,
+            &sha256(new.as_bytes()),
+            ctx.now,
+        )
+        .await?
+        {
+            return Err(IdentityError::Unauthenticated(
+                "refresh token already rotated",
+            ));
+        }
+        let cred = rows::lock_credentials(&mut tx, s.user_id)
+            .await?
+            .ok_or(IdentityError::Unauthenticated("no such user"))?;
+        self.append_session(
+            &mut tx,
+            s.session_id,
+            s.user_id,
+            Expected::Any,
+            vec![SessionEvent::SessionRefreshed {}],
+            ctx.metadata_for_user(s.user_id),
+        )
+        .await?;
+        tx.commit().await?;
+        let (token, expires_at) = self.sign(
+            s.user_id,
+            s.session_id,
+            &roles_of(&cred),
+            TokenPurpose::Access,
+            ctx.now,
+        );
+        Ok(Issued {
+            user_id: s.user_id,
+            session_id: s.session_id,
+            token,
+            refresh_token: new,
+            expires_at,
+        })
+    }
+
+    /// Ends the caller's session: its refresh token and every access token of it stop
+    /// working at once.
+    pub async fn logout(&self, ctx: &Ctx, actor: &Actor) -> Result<(), IdentityError> {
+        let mut tx = self.store().pool().begin().await?;
+        if rows::revoke_session(&mut tx, actor.session_id, "logout")
+            .await?
+            .is_some()
+        {
+            let ev = SessionEvent::SessionRevoked {
+                reason: "logout".to_owned(),
+            };
+            self.append_session(
+                &mut tx,
+                actor.session_id,
+                actor.user_id,
+                Expected::Any,
+                vec![ev],
+                ctx.metadata(Some(actor)),
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn revoke_for_reuse(
+        &self,
+        tx: &mut sqlx::PgConnection,
+        ctx: &Ctx,
+        session: SessionId,
+    ) -> Result<(), IdentityError> {
+        let Some(s) = rows::session_actor(self.store().pool(), session).await? else {
+            return Ok(());
+        };
+        let user: UserId = s.user_id;
+        let mut events = vec![SessionEvent::RefreshReuseDetected {}];
+        if rows::revoke_session(tx, session, "refresh_reuse")
+            .await?
+            .is_some()
+        {
+            events.push(SessionEvent::SessionRevoked {
+                reason: "refresh_reuse".to_owned(),
+            });
+        }
+        tracing::warn!(session_id = %session, user_id = %user, "refresh token reuse: session revoked");
+        self.append_session(
+            tx,
+            session,
+            user,
+            Expected::Any,
+            events,
+            ctx.metadata_for_user(user),
+        )
+        .await
+    }
+}
