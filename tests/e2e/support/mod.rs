@@ -1,8 +1,10 @@
 //! The test harness every end-to-end test builds on.
 
+pub mod app;
 pub mod db;
 pub mod nats;
 
+pub use app::TestApp;
 pub use db::TestDb;
 
 use carelog_crypto::{Keyring, MasterKey};

@@ -6,9 +6,16 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use carelog_crypto::{token_key, Keyring, MasterKey};
+use carelog::app::Services;
+use carelog_commands::identity::{IdentityConfig, Registration};
+use carelog_commands::Ctx;
+use carelog_crypto::password::PasswordHasher;
+use carelog_crypto::{token_key, Keyring, MasterKey, TokenKeys};
 use carelog_devstack::{load_or_create_dev_keys, DevStack, DevStackConfig};
+use carelog_domain::Role;
 use carelog_store::PoolConfig;
+
+use crate::config;
 
 pub async fn run(data_dir: &Path) -> Result<ExitCode> {
     let (keys, created) = load_or_create_dev_keys(
@@ -22,22 +29,86 @@ pub async fn run(data_dir: &Path) -> Result<ExitCode> {
         [],
     );
 
+    let tokens = TokenKeys::new(&keys.token_key_paserk, &[], "carelog", "carelog")
+        .context("the dev token key file is damaged")?;
+
     let mut stack = DevStack::start(DevStackConfig::new(data_dir)).await?;
-    let outcome = prepare(&stack, &keyring).await;
-    if outcome.is_ok() {
-        print_banner(&stack, data_dir);
-        wait_for_shutdown().await;
-        eprintln!("stopping PostgreSQL and NATS ...");
-    }
+    let outcome = serve(&stack, data_dir, keyring, tokens).await;
+    eprintln!("stopping PostgreSQL and NATS ...");
     stack.stop().await?;
     outcome.map(|()| ExitCode::SUCCESS)
 }
 
-async fn prepare(stack: &DevStack, keyring: &Keyring) -> Result<()> {
+/// Migrates, seeds the first SUPER:ADMIN, and serves the API until Ctrl-C.
+async fn serve(
+    stack: &DevStack,
+    data_dir: &Path,
+    keyring: Keyring,
+    tokens: TokenKeys,
+) -> Result<()> {
     let pool = carelog_store::connect(&stack.database_url(), &PoolConfig::default()).await?;
     carelog_store::migrate(&pool).await?;
-    carelog_store::startup_checks(&pool, keyring).await?;
-    pool.close().await;
+    let services = Services::start(
+        pool,
+        keyring,
+        tokens,
+        IdentityConfig::default(),
+        PasswordHasher::default(),
+    )
+    .await?;
+    let admin = seed_admin(&services, data_dir).await?;
+    let app = services
+        .router(config::api()?, Some(&stack.nats_url()))
+        .await?;
+    let bind = config::bind()?;
+    let listener = tokio::net::TcpListener::bind(bind).await.with_context(|| {
+        format!("cannot listen on {bind} (set CARELOG_BIND to another address)")
+    })?;
+    print_banner(
+        stack,
+        data_dir,
+        &format!("http://{}", listener.local_addr()?),
+        &admin,
+    );
+    carelog_api::server::serve(listener, app, wait_for_shutdown()).await?;
+    Ok(())
+}
+
+/// The dev SUPER:ADMIN: created on first run with a random password kept (0600) in the
+/// data directory, so the same login works on every run.
+async fn seed_admin(services: &Services, data_dir: &Path) -> Result<(String, String)> {
+    const EMAIL: &str = "admin@carelog.dev";
+    let file = data_dir.join("keys").join("admin.password");
+    if let Ok(password) = std::fs::read_to_string(&file) {
+        return Ok((EMAIL.to_owned(), password.trim().to_owned()));
+    }
+    let password = carelog_crypto::random::random_token()[..24].to_owned();
+    let registration = Registration {
+        email: EMAIL.to_owned(),
+        password: password.clone(),
+        first_name: "Dev".to_owned(),
+        last_name: "Administrator".to_owned(),
+        role: None,
+        platform_roles: vec![Role::SuperAdmin],
+    };
+    services
+        .identity
+        .register(&Ctx::cli("dev seed"), registration)
+        .await?;
+    write_secret(&file, &password)?;
+    Ok((EMAIL.to_owned(), password))
+}
+
+fn write_secret(path: &Path, value: &str) -> Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    writeln!(f, "{value}")?;
     Ok(())
 }
 
@@ -54,12 +125,15 @@ fn warn_about_dev_keys(data_dir: &Path, created: bool) {
     eprintln!();
 }
 
-fn print_banner(stack: &DevStack, data_dir: &Path) {
+fn print_banner(stack: &DevStack, data_dir: &Path, api: &str, admin: &(String, String)) {
     let keys = data_dir.join("keys");
     println!(
         "carelog dev is running (PostgreSQL and NATS are private to {})",
         data_dir.display()
     );
+    println!();
+    println!("  API          {api}   (docs: {api}/docs)");
+    println!("  SUPER:ADMIN  {}  password {}", admin.0, admin.1);
     println!();
     println!("  DATABASE_URL={}", stack.database_url());
     println!("  NATS_URL={}", stack.nats_url());

@@ -11,8 +11,6 @@ use carelog_commands::Ctx;
 use carelog_domain::user::RegistrationRole;
 use carelog_domain::Role;
 
-use super::services::Services;
-
 /// Options of `carelog users create`.
 #[derive(Debug, clap::Args)]
 pub struct CreateArgs {
@@ -52,7 +50,7 @@ pub async fn create(args: CreateArgs) -> Result<ExitCode> {
         .context("cannot read the password from standard input")?;
     let password = password.trim_end_matches(['\r', '\n']).to_owned();
 
-    let services = Services::start().await?;
+    let services = super::services::from_env().await?;
     let registration = Registration {
         email: args.email,
         password,

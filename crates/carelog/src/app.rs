@@ -1,0 +1,87 @@
+//! Wiring: from validated settings to a running event store, identity service and HTTP
+//! router. Used by `carelog serve`, `carelog users create` and the end-to-end tests.
+
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use axum::Router;
+use carelog_api::auth::LoginThrottle;
+use carelog_api::state::{ApiConfig, AppState};
+use carelog_commands::identity::{Identity, IdentityConfig};
+use carelog_crypto::password::PasswordHasher;
+use carelog_crypto::{Dek, Keyring, TokenKeys};
+use carelog_domain::SubjectId;
+use carelog_store::idempotency::{IdempotencyConfig, IdempotencyStore};
+use carelog_store::keys::{CacheConfig, SubjectKey};
+use carelog_store::{EventStore, GroupCommitConfig, KeyStore};
+use sqlx::PgPool;
+
+/// Everything commands run on.
+#[derive(Clone)]
+pub struct Services {
+    /// PostgreSQL.
+    pub pool: PgPool,
+    /// The event store.
+    pub store: EventStore,
+    /// Accounts, logins, sessions.
+    pub identity: Identity,
+    /// The system data key (seals stored idempotent answers; derives the email index key).
+    pub system_key: Dek,
+}
+
+impl Services {
+    /// Checks the database is safe to serve with `keyring`, then starts the event store
+    /// and the identity service.
+    pub async fn start(
+        pool: PgPool,
+        keyring: Keyring,
+        tokens: TokenKeys,
+        identity: IdentityConfig,
+        hasher: PasswordHasher,
+    ) -> Result<Self> {
+        carelog_store::startup_checks(&pool, &keyring).await?;
+        let keys = KeyStore::new(pool.clone(), keyring, CacheConfig::default());
+        let SubjectKey::Live(_, system_key) = keys.for_write(&SubjectId::system()).await? else {
+            bail!("the system data key was destroyed: this database cannot be served");
+        };
+        let store = EventStore::start(pool.clone(), keys, GroupCommitConfig::default());
+        let identity = Identity::new(store.clone(), tokens, hasher, identity, &system_key);
+        Ok(Self {
+            pool,
+            store,
+            identity,
+            system_key,
+        })
+    }
+
+    /// The HTTP application over these services.
+    pub async fn router(&self, api: ApiConfig, nats_url: Option<&str>) -> Result<Router> {
+        let nats = match nats_url {
+            Some(url) => Some(
+                async_nats::ConnectOptions::new()
+                    .retry_on_initial_connect()
+                    .connect(url)
+                    .await
+                    .context("NATS_URL is not a valid NATS address")?,
+            ),
+            None => None,
+        };
+        let state = AppState {
+            config: Arc::new(api),
+            pool: self.pool.clone(),
+            store: self.store.clone(),
+            nats,
+            idempotency: IdempotencyStore::new(
+                self.pool.clone(),
+                self.system_key.clone(),
+                IdempotencyConfig::default(),
+            ),
+            identity: self.identity.clone(),
+            login_throttle: Arc::new(LoginThrottle::default()),
+        };
+        Ok(carelog_api::server::router(
+            state,
+            carelog_api::auth::routes(),
+        ))
+    }
+}
