@@ -7,6 +7,7 @@
 
 mod support;
 
+mod auth;
 mod cli;
 mod crypto_at_rest;
 mod event_store;
