@@ -125,3 +125,33 @@ async fn concurrent_first_use_of_a_subject_creates_one_key() {
         .unwrap();
     assert_eq!(rows, 1);
 }
+
+#[tokio::test]
+async fn a_database_restored_logically_with_future_transaction_ids_is_refused() {
+    let db = TestDb::new().await;
+    let keyring = support::keyring();
+    let store = support::store(&db, keyring.clone());
+    let s = patient_stream();
+    store.append(one(s, Expected::Any, event(&s, "A", json!({})))).await.unwrap();
+    startup_checks(&db.pool, &keyring).await.unwrap();
+
+    // What a logical dump restored into a younger cluster looks like: rows whose writing
+    // transaction ids lie beyond this cluster's counter.
+    let mut admin = db.admin().await;
+    sqlx::query(
+        "INSERT INTO events (tx_id, event_id, stream_id, stream_type, version, event_type, schema_version,
+                             subject_id, key_id, payload, metadata, recorded_at, prev_hash, hash)
+         SELECT (pg_snapshot_xmax(pg_current_snapshot())::text::bigint + 1000000)::text::xid8,
+                gen_random_uuid(), stream_id, stream_type, version + 1, event_type, schema_version,
+                subject_id, key_id, payload, metadata, recorded_at, hash, hash
+         FROM events WHERE stream_id = $1",
+    )
+    .bind(s.to_string())
+    .execute(&mut admin)
+    .await
+    .unwrap();
+    let err = startup_checks(&db.pool, &keyring).await.unwrap_err();
+    let msg = err.to_string();
+    assert!(matches!(err, StoreError::Refused(_)), "{msg}");
+    assert!(msg.contains("restored logically"), "{msg}");
+}
