@@ -110,15 +110,14 @@ pub fn bind() -> Result<std::net::SocketAddr> {
 /// `RATE_LIMITING_ENABLED` (`false` turns limits off), `CARELOG_CORS_ORIGINS`
 /// (comma-separated origins allowed to call from a browser).
 pub fn api() -> Result<carelog_api::state::ApiConfig> {
-    let mut cfg = carelog_api::state::ApiConfig::default();
-    cfg.trusted_proxies = list("CARELOG_TRUSTED_PROXIES")
+    let trusted_proxies = list("CARELOG_TRUSTED_PROXIES")
         .iter()
         .map(|p| {
             p.parse()
                 .with_context(|| format!("CARELOG_TRUSTED_PROXIES: {p:?} is not an IP address"))
         })
         .collect::<Result<_>>()?;
-    cfg.rate_limiting_enabled = match std::env::var("RATE_LIMITING_ENABLED") {
+    let rate_limiting_enabled = match std::env::var("RATE_LIMITING_ENABLED") {
         Ok(v) => match v.trim().to_ascii_lowercase().as_str() {
             "false" | "0" | "no" | "off" => false,
             "true" | "1" | "yes" | "on" | "" => true,
@@ -126,14 +125,19 @@ pub fn api() -> Result<carelog_api::state::ApiConfig> {
         },
         Err(_) => true,
     };
-    cfg.cors_origins = list("CARELOG_CORS_ORIGINS")
+    let cors_origins = list("CARELOG_CORS_ORIGINS")
         .iter()
         .map(|o| {
             axum::http::HeaderValue::from_str(o)
                 .with_context(|| format!("CARELOG_CORS_ORIGINS: {o:?} is not a valid origin"))
         })
         .collect::<Result<_>>()?;
-    Ok(cfg)
+    Ok(carelog_api::state::ApiConfig {
+        trusted_proxies,
+        rate_limiting_enabled,
+        cors_origins,
+        ..Default::default()
+    })
 }
 
 fn list(var: &str) -> Vec<String> {
