@@ -132,7 +132,10 @@ async fn a_database_restored_logically_with_future_transaction_ids_is_refused() 
     let keyring = support::keyring();
     let store = support::store(&db, keyring.clone());
     let s = patient_stream();
-    store.append(one(s, Expected::Any, event(&s, "A", json!({})))).await.unwrap();
+    store
+        .append(one(s, Expected::Any, event(&s, "A", json!({}))))
+        .await
+        .unwrap();
     startup_checks(&db.pool, &keyring).await.unwrap();
 
     // What a logical dump restored into a younger cluster looks like: rows whose writing

@@ -8,6 +8,8 @@
 mod support;
 
 mod auth;
+mod auth_guard;
+mod auth_tokens;
 mod cli;
 mod crypto_at_rest;
 mod event_store;

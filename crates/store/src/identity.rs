@@ -86,6 +86,8 @@ pub struct SessionActor {
     pub revoked: bool,
     /// The user's roles now (not what the token says).
     pub roles: Vec<Role>,
+    /// Whether the account requires a second factor now.
+    pub mfa_enabled: bool,
 }
 
 /// A session found by its refresh token, locked for the rest of the transaction.
@@ -264,7 +266,36 @@ pub async fn session_actor(
         last_seen_at: r.try_get("last_seen_at")?,
         revoked: r.try_get("revoked")?,
         roles: parse_roles(r.try_get("base_role")?, r.try_get("platform_roles")?),
+        mfa_enabled: r.try_get("mfa_enabled")?,
     }))
+}
+
+/// Records that `session` has now given the second factor.
+pub async fn mark_session_mfa(tx: &mut PgConnection, session: SessionId) -> Result<(), StoreError> {
+    sqlx::query(include_str!("../sql/identity/session_mark_mfa.sql"))
+        .bind(session.0)
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
+}
+
+/// Revokes every live session of `user` but `keep` that never gave a second factor;
+/// returns the revoked sessions.
+pub async fn revoke_password_only_sessions(
+    tx: &mut PgConnection,
+    user: UserId,
+    keep: SessionId,
+) -> Result<Vec<SessionId>, StoreError> {
+    let rows = sqlx::query(include_str!(
+        "../sql/identity/sessions_revoke_password_only.sql"
+    ))
+    .bind(user.0)
+    .bind(keep.0)
+    .fetch_all(&mut *tx)
+    .await?;
+    rows.iter()
+        .map(|r| Ok(SessionId(r.try_get("session_id")?)))
+        .collect()
 }
 
 /// Records use of a session (at most one write a minute).

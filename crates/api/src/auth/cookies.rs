@@ -1,7 +1,8 @@
 //! The httpOnly, Secure, SameSite=Strict cookies web clients authenticate with.
 
 use axum::http::header::{COOKIE, SET_COOKIE};
-use axum::http::{HeaderMap, HeaderValue};
+use axum::http::{HeaderMap, HeaderName, HeaderValue};
+use axum::response::AppendHeaders;
 
 use carelog_commands::identity::Issued;
 
@@ -10,13 +11,13 @@ pub const ACCESS_COOKIE: &str = "paseto_token";
 /// The refresh-token cookie (sent only to `/api/auth`).
 pub const REFRESH_COOKIE: &str = "refresh_token";
 
+/// Two `Set-Cookie` headers: appended, not inserted (an array of header pairs would
+/// `insert`, and the second cookie would silently replace the first).
+type SetCookies = AppendHeaders<[(HeaderName, HeaderValue); 2]>;
+
 /// `Set-Cookie` headers for a freshly issued session.
-pub fn set(
-    issued: &Issued,
-    access_secs: i64,
-    refresh_secs: i64,
-) -> [(axum::http::HeaderName, HeaderValue); 2] {
-    [
+pub fn set(issued: &Issued, access_secs: i64, refresh_secs: i64) -> SetCookies {
+    AppendHeaders([
         (
             SET_COOKIE,
             cookie(ACCESS_COOKIE, &issued.token, "/", access_secs),
@@ -30,15 +31,15 @@ pub fn set(
                 refresh_secs,
             ),
         ),
-    ]
+    ])
 }
 
 /// `Set-Cookie` headers that delete both cookies.
-pub fn clear() -> [(axum::http::HeaderName, HeaderValue); 2] {
-    [
+pub fn clear() -> SetCookies {
+    AppendHeaders([
         (SET_COOKIE, cookie(ACCESS_COOKIE, "", "/", 0)),
         (SET_COOKIE, cookie(REFRESH_COOKIE, "", "/api/auth", 0)),
-    ]
+    ])
 }
 
 fn cookie(name: &str, value: &str, path: &str, max_age: i64) -> HeaderValue {

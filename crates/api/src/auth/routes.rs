@@ -14,6 +14,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
+use super::actor::has_requested_with;
 use super::cookies::{self, REFRESH_COOKIE};
 use super::Authenticated;
 use crate::envelope::ApiResponse;
@@ -332,9 +333,11 @@ async fn mfa_disable(
     Ok(ApiResponse::ok(UserEnvelope { user }))
 }
 
-/// Exchange a refresh token (body or cookie) for a new pair; the old one is spent.
+/// Exchange a refresh token (body, or the cookie together with `X-Requested-With`) for a
+/// new pair; the old one is spent.
 #[utoipa::path(post, path = "/api/auth/refresh", tag = "auth", request_body(content = RefreshBody, description = "optional: the refresh_token cookie is used without a body"),
-    responses((status = 200, body = SuccessBody<SessionDto>), (status = 401, body = ErrorBody)))]
+    responses((status = 200, body = SuccessBody<SessionDto>), (status = 401, body = ErrorBody),
+              (status = 403, description = "cookie without X-Requested-With", body = ErrorBody)))]
 async fn refresh(
     State(state): State<AppState>,
     meta: RequestMeta,
@@ -344,9 +347,15 @@ async fn refresh(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let token = if body.iter().all(u8::is_ascii_whitespace) {
-        cookies::get(&headers, REFRESH_COOKIE)
+        let token = cookies::get(&headers, REFRESH_COOKIE)
             .map(str::to_owned)
-            .ok_or_else(|| ApiError::Unauthorized("no refresh token".into()))?
+            .ok_or_else(|| ApiError::Unauthorized("no refresh token".into()))?;
+        // A cookie-authenticated write like any other (API.md): a cross-site form could
+        // send the cookie, not the header. Checked before the token is spent.
+        if !has_requested_with(&headers) {
+            return Err(ApiError::Forbidden);
+        }
+        token
     } else {
         crate::extract::command::parse::<RefreshBody>(&body)?.refresh_token
     };

@@ -7,7 +7,9 @@ use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-/// Sliding-window failure counter per address.
+/// Sliding-window failure counter per address: an address is refused once it has *more
+/// than* `max_failures` failures in the window (the 101st failure is still answered as a
+/// failure; the request after it is refused).
 pub struct LoginThrottle {
     window: Duration,
     max_failures: usize,
@@ -21,7 +23,7 @@ impl Default for LoginThrottle {
 }
 
 impl LoginThrottle {
-    /// At most `max_failures` failures per `window` per address.
+    /// Refuses an address with more than `max_failures` failures per `window`.
     pub fn new(window: Duration, max_failures: usize) -> Self {
         Self {
             window,
@@ -41,7 +43,7 @@ impl LoginThrottle {
         {
             q.pop_front();
         }
-        if q.len() < self.max_failures {
+        if q.len() <= self.max_failures {
             return None;
         }
         let oldest = *q.front().expect("non-empty");
@@ -58,7 +60,8 @@ impl LoginThrottle {
         }
         let q = map.entry(ip).or_default();
         q.push_back(Instant::now());
-        if q.len() > self.max_failures {
+        // One past the budget is all `blocked` needs to see.
+        if q.len() > self.max_failures + 1 {
             q.pop_front();
         }
     }
@@ -73,11 +76,15 @@ mod tests {
         let t = LoginThrottle::new(Duration::from_secs(60), 3);
         let a: IpAddr = "10.0.0.1".parse().unwrap();
         let b: IpAddr = "10.0.0.2".parse().unwrap();
-        for _ in 0..3 {
+        // Three failures, and a fourth ("more than 3") is still let through.
+        for _ in 0..4 {
             assert!(t.blocked(a).is_none());
             t.record(a);
         }
         assert!(t.blocked(a).is_some_and(|s| (1..=60).contains(&s)));
+        t.record(a);
+        assert!(t.blocked(a).is_some(), "stays blocked, memory bounded");
+        assert_eq!(t.failures.lock().unwrap()[&a].len(), 4);
         assert!(t.blocked(b).is_none());
     }
 }

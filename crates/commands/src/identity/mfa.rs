@@ -1,14 +1,14 @@
 //! TOTP second factor: enrol, confirm (recovery codes issued), check, turn off.
 
 use carelog_crypto::totp::{generate_recovery_codes, hash_recovery_code, TotpSecret};
-use carelog_domain::user::UserEvent;
+use carelog_domain::user::{SessionEvent, UserEvent};
 use carelog_domain::UserId;
 use carelog_store::identity::{self as rows, Credentials};
 use carelog_store::Expected;
 use serde::Serialize;
 use sqlx::PgConnection;
 
-use super::{Identity, IdentityError};
+use super::{check_not_locked, Identity, IdentityError};
 use crate::context::{Actor, Ctx};
 
 /// A TOTP secret to load into an authenticator app (shown once).
@@ -78,6 +78,8 @@ impl Identity {
         if cred.mfa_enabled {
             return Err(IdentityError::Conflict("MFA is already enabled".into()));
         }
+        // Wrong codes count towards lockout, so a locked account takes no more guesses.
+        check_not_locked(&cred, ctx.now)?;
         let Some(sealed) = cred.totp_pending.clone() else {
             return Err(IdentityError::Conflict(
                 "enroll first: POST /api/auth/mfa/enroll".into(),
@@ -105,6 +107,24 @@ impl Identity {
             ctx.metadata(Some(actor)),
         )
         .await?;
+        // The caller just gave the code: their session now counts as second-factor. Every
+        // other session opened with the password alone ends, so MFA cannot be bypassed
+        // by a session (or its refresh token) that predates it.
+        rows::mark_session_mfa(&mut tx, actor.session_id).await?;
+        for session in rows::revoke_password_only_sessions(&mut tx, user, actor.session_id).await? {
+            let ev = SessionEvent::SessionRevoked {
+                reason: "mfa_enabled".to_owned(),
+            };
+            self.append_session(
+                &mut tx,
+                session,
+                user,
+                Expected::Any,
+                vec![ev],
+                ctx.metadata(Some(actor)),
+            )
+            .await?;
+        }
         tx.commit().await?;
         Ok(codes)
     }
@@ -125,6 +145,12 @@ impl Identity {
         if !cred.mfa_enabled {
             return Err(IdentityError::Conflict("MFA is not enabled".into()));
         }
+        // A password and code check like a login's: refused while the account is locked,
+        // or a live session could keep guessing past the lockout.
+        if let Err(locked) = check_not_locked(&cred, ctx.now) {
+            self.verify_password(password, None).await;
+            return Err(locked);
+        }
         let password_ok = self
             .verify_password(password, Some(cred.password_hash.clone()))
             .await;
@@ -133,7 +159,8 @@ impl Identity {
                 .check_second_factor(&mut tx, ctx, &mut cred, code)
                 .await?;
         if !code_ok {
-            let answer = self.record_failure(&mut tx, ctx, &mut cred, "mfa").await?;
+            let reason = if password_ok { "mfa" } else { "password" };
+            let answer = self.record_failure(&mut tx, ctx, &mut cred, reason).await?;
             tx.commit().await?;
             return Err(answer);
         }

@@ -20,7 +20,7 @@ use carelog_crypto::Dek;
 use carelog_domain::user::lockout::LockoutPolicy;
 use carelog_domain::user::session::SessionPolicy;
 use carelog_domain::user::{SessionEvent, UserEvent};
-use carelog_domain::{Metadata, Role, SessionId, StreamVersion, UserId};
+use carelog_domain::{Metadata, NewEvent, Role, SessionId, StreamId, StreamVersion, UserId};
 use carelog_store::identity::{self as rows, Credentials};
 use carelog_store::{AppendRequest, EventStore, Expected};
 use chrono::{DateTime, Utc};
@@ -182,7 +182,7 @@ impl Identity {
         (self.inner.tokens.sign(&claims), exp)
     }
 
-    /// Appends user events in the caller's transaction (on top of whatever the stream holds).
+    /// Appends user events in the caller's transaction (nothing if there are none).
     async fn append_user(
         &self,
         tx: &mut PgConnection,
@@ -191,27 +191,14 @@ impl Identity {
         events: Vec<UserEvent>,
         metadata: Metadata,
     ) -> Result<(), IdentityError> {
-        if events.is_empty() {
-            return Ok(());
-        }
         let events = events
             .into_iter()
-            .map(|e| e.into_new_event(user, metadata.clone()))
-            .collect();
-        self.store()
-            .append_in_tx(
-                tx,
-                AppendRequest {
-                    stream: user.stream(),
-                    expected,
-                    events,
-                },
-            )
-            .await?;
-        Ok(())
+            .map(|e| e.into_new_event(user, metadata.clone()));
+        self.append_in_tx(tx, user.stream(), expected, events.collect())
+            .await
     }
 
-    /// Appends session events in the caller's transaction.
+    /// Appends events of `user`'s session in the caller's transaction.
     async fn append_session(
         &self,
         tx: &mut PgConnection,
@@ -223,18 +210,27 @@ impl Identity {
     ) -> Result<(), IdentityError> {
         let events = events
             .into_iter()
-            .map(|e| e.into_new_event(user, metadata.clone()))
-            .collect();
-        self.store()
-            .append_in_tx(
-                tx,
-                AppendRequest {
-                    stream: session.stream(),
-                    expected,
-                    events,
-                },
-            )
-            .await?;
+            .map(|e| e.into_new_event(user, metadata.clone()));
+        self.append_in_tx(tx, session.stream(), expected, events.collect())
+            .await
+    }
+
+    async fn append_in_tx(
+        &self,
+        tx: &mut PgConnection,
+        stream: StreamId,
+        expected: Expected,
+        events: Vec<NewEvent>,
+    ) -> Result<(), IdentityError> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let req = AppendRequest {
+            stream,
+            expected,
+            events,
+        };
+        self.store().append_in_tx(tx, req).await?;
         Ok(())
     }
 

@@ -31,6 +31,9 @@ impl Identity {
             .sessions
             .check(s.created_at, s.last_seen_at, s.revoked, ctx.now)
             .map_err(|_| IdentityError::Unauthenticated("session ended"))?;
+        if s.mfa_enabled && !s.mfa {
+            return Err(IdentityError::Unauthenticated("session predates MFA"));
+        }
         rows::touch_session(self.store().pool(), session, ctx.now).await?;
         Ok(Actor {
             user_id: s.user_id,
@@ -77,6 +80,27 @@ impl Identity {
             }
             return Err(IdentityError::Unauthenticated("session ended"));
         }
+        let cred = rows::lock_credentials(&mut tx, s.user_id)
+            .await?
+            .ok_or(IdentityError::Unauthenticated("no such user"))?;
+        if cred.mfa_enabled && !s.mfa {
+            // Opened with the password alone before MFA was turned on: not renewable.
+            rows::revoke_session(&mut tx, s.session_id, "mfa_enabled").await?;
+            let ev = SessionEvent::SessionRevoked {
+                reason: "mfa_enabled".to_owned(),
+            };
+            self.append_session(
+                &mut tx,
+                s.session_id,
+                s.user_id,
+                Expected::Any,
+                vec![ev],
+                ctx.metadata_for_user(s.user_id),
+            )
+            .await?;
+            tx.commit().await?;
+            return Err(IdentityError::Unauthenticated("session predates MFA"));
+        }
         let new = random_token();
         if !rows::rotate_refresh(
             &mut tx,
@@ -91,9 +115,6 @@ impl Identity {
                 "refresh token already rotated",
             ));
         }
-        let cred = rows::lock_credentials(&mut tx, s.user_id)
-            .await?
-            .ok_or(IdentityError::Unauthenticated("no such user"))?;
         self.append_session(
             &mut tx,
             s.session_id,
