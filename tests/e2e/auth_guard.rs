@@ -22,6 +22,7 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use crate::support::app::{no_limits, session_of, Resp, PASSWORD};
+use crate::support::mfa::base32_decode;
 use crate::support::{TestApp, TestDb};
 
 // ---------------------------------------------------------------------------------------
@@ -41,26 +42,6 @@ fn unix_now() -> u64 {
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// RFC 4648 base32 (upper-case alphabet, no padding) to bytes.
-fn base32_decode(text: &str) -> Vec<u8> {
-    const ALPHABET: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
-    let (mut buffer, mut bits, mut out) = (0u64, 0u32, Vec::new());
-    for c in text.trim_end_matches('=').bytes() {
-        let value = ALPHABET
-            .iter()
-            .position(|a| *a == c.to_ascii_uppercase())
-            .unwrap_or_else(|| panic!("{c:?} is not base32"));
-        buffer = (buffer << 5) | value as u64;
-        bits += 5;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((buffer >> bits) as u8);
-            buffer &= (1 << bits) - 1;
-        }
-    }
-    out
 }
 
 /// The 6-digit code of TOTP time step `step` (30 s each).

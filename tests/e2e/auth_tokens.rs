@@ -9,14 +9,15 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD as B64};
 use base64::Engine as _;
 use carelog_commands::identity::IdentityConfig;
 use carelog_crypto::token_key::generate_paserk_secret;
-use carelog_crypto::{Claims, TokenKeys, TokenPurpose, TotpSecret};
+use carelog_crypto::{Claims, TokenKeys, TokenPurpose};
 use carelog_domain::user::session::SessionPolicy;
 use chrono::{DateTime, Duration, Utc};
 use ed25519_dalek::{Signature, Signer as _, SigningKey, VerifyingKey};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use crate::support::app::{no_limits, session_of, Resp, Session, PASSWORD};
+use crate::support::app::{no_limits, session_of, Resp, PASSWORD};
+use crate::support::mfa::enable_mfa;
 use crate::support::TestApp;
 
 /// The header of every carelog token.
@@ -134,26 +135,6 @@ fn time(v: &Value) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(v.as_str().expect("a time string"))
         .expect("RFC 3339")
         .with_timezone(&Utc)
-}
-
-/// RFC 4648 base32 (no padding needed), as the enrolment shows the TOTP secret.
-fn base32_decode(text: &str) -> Vec<u8> {
-    const ALPHABET: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
-    let (mut acc, mut bits, mut out) = (0u64, 0u32, Vec::new());
-    for c in text.trim_end_matches('=').bytes() {
-        let v = ALPHABET
-            .iter()
-            .position(|a| *a == c.to_ascii_uppercase())
-            .expect("a base32 character");
-        acc = (acc << 5) | v as u64;
-        bits += 5;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-            acc &= (1 << bits) - 1;
-        }
-    }
-    out
 }
 
 // --- HTTP helpers ---
@@ -1030,34 +1011,6 @@ async fn a_write_authenticated_by_cookie_needs_x_requested_with() {
 }
 
 // --- 7. MFA through refresh ---
-
-/// Turns MFA on for `s` through the API; returns the secret and the recovery codes.
-async fn enable_mfa(app: &TestApp, s: &Session) -> (TotpSecret, Vec<String>) {
-    let r = app
-        .post("/api/auth/mfa/enroll", json!(null), Some(&s.token))
-        .await;
-    assert_eq!(r.status, 200, "{:?}", r.body);
-    let text = r.body["data"]["secret"].as_str().expect("secret");
-    let uri = r.body["data"]["otpauth_uri"].as_str().expect("otpauth uri");
-    assert!(uri.contains(&format!("secret={text}")), "{uri}");
-    let secret = TotpSecret::from_bytes(&base32_decode(text)).expect("a 20-byte secret");
-    let code = secret.code(Utc::now().timestamp() as u64);
-    let r = app
-        .post(
-            "/api/auth/mfa/verify",
-            json!({ "code": code }),
-            Some(&s.token),
-        )
-        .await;
-    assert_eq!(r.status, 200, "{:?}", r.body);
-    let codes = r.body["data"]["recovery_codes"]
-        .as_array()
-        .expect("recovery codes")
-        .iter()
-        .map(|c| c.as_str().expect("code").to_owned())
-        .collect();
-    (secret, codes)
-}
 
 #[tokio::test]
 async fn mfa_cannot_be_bypassed_with_the_mfa_token_as_bearer_or_refresh_token() {

@@ -15,3 +15,4 @@ mod crypto_at_rest;
 mod event_store;
 mod gap_safe_reads;
 mod keys;
+mod logs;

@@ -2,6 +2,7 @@
 
 pub mod app;
 pub mod db;
+pub mod mfa;
 pub mod nats;
 
 pub use app::TestApp;
