@@ -1178,24 +1178,6 @@ async fn only_a_super_admin_changes_platform_roles_and_only_to_valid_ones() {
 // 8. Secrets nowhere
 // ---------------------------------------------------------------------------------------
 
-fn pg_dump(url: &str, table: &str) -> String {
-    let out = Command::new("pg_dump")
-        .args([
-            "--no-owner",
-            "--data-only",
-            &format!("--table={table}"),
-            url,
-        ])
-        .output()
-        .expect("pg_dump is installed (postgresql-client)");
-    assert!(
-        out.status.success(),
-        "pg_dump: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("dump is text")
-}
-
 #[tokio::test]
 async fn no_password_hash_totp_secret_or_plaintext_email_leaks_into_answers_or_the_database() {
     let app = TestApp::spawn().await;
@@ -1301,7 +1283,7 @@ async fn no_password_hash_totp_secret_or_plaintext_email_leaks_into_answers_or_t
     }
 
     let email_hex = hex(email.as_bytes());
-    let events = pg_dump(&app.db.url, "events");
+    let events = app.db.pg_dump(&["--data-only", "--table=events"]);
     assert!(
         events.contains(&format!("user-{user}")),
         "the dump holds the stream (sanity)"
@@ -1316,7 +1298,7 @@ async fn no_password_hash_totp_secret_or_plaintext_email_leaks_into_answers_or_t
     ]) {
         assert!(!events.contains(s.as_str()), "{what} in the events table");
     }
-    let users = pg_dump(&app.db.url, "users");
+    let users = app.db.pg_dump(&["--data-only", "--table=users"]);
     assert!(
         users.contains(&user.to_string()),
         "the dump holds the row (sanity)"
@@ -1329,7 +1311,7 @@ async fn no_password_hash_totp_secret_or_plaintext_email_leaks_into_answers_or_t
     ] {
         assert!(!users.contains(s.as_str()), "{what} in the users table");
     }
-    let everything = pg_dump(&app.db.url, "public.*");
+    let everything = app.db.pg_dump(&["--data-only", "--table=public.*"]);
     for code in &recovery {
         assert!(
             !everything.contains(code.as_str()),

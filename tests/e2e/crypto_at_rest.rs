@@ -9,21 +9,6 @@ use uuid::Uuid;
 
 use crate::support::{self, event, one, patient_stream, TestDb};
 
-/// Everything `pg_dump` writes for the database, as carelog's role sees it.
-fn pg_dump(db: &TestDb) -> String {
-    let out = std::process::Command::new("pg_dump")
-        .arg("--no-owner")
-        .arg(&db.url)
-        .output()
-        .expect("pg_dump is installed (postgresql-client)");
-    assert!(
-        out.status.success(),
-        "pg_dump: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("dump is text")
-}
-
 /// Flips one bit of the payload stored at `position`, as a superuser with the
 /// append-only triggers switched off for the session.
 async fn flip_payload_byte(db: &TestDb, position: i64) {
@@ -58,7 +43,7 @@ async fn a_plaintext_marker_appears_nowhere_in_a_dump_of_the_database() {
         ))
         .await
         .unwrap();
-    let dump = pg_dump(&db);
+    let dump = db.pg_dump(&[]);
     assert!(
         dump.contains(&s.to_string()),
         "the dump holds the event (sanity)"

@@ -96,6 +96,23 @@ impl TestDb {
         }
     }
 
+    /// What `pg_dump --no-owner <args>` writes for this database, as carelog's role sees
+    /// it: what an attacker with a copy of the database would read.
+    pub fn pg_dump(&self, args: &[&str]) -> String {
+        let out = std::process::Command::new("pg_dump")
+            .arg("--no-owner")
+            .args(args)
+            .arg(&self.url)
+            .output()
+            .expect("pg_dump is installed (postgresql-client)");
+        assert!(
+            out.status.success(),
+            "pg_dump: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("dump is text")
+    }
+
     /// A connection to this database as the administrator (a superuser by default):
     /// for tests that play an attacker with database access.
     pub async fn admin(&self) -> PgConnection {

@@ -62,20 +62,11 @@ impl Identity {
             .sessions
             .check(s.created_at, s.last_seen_at, s.revoked, ctx.now);
         if let Err(end) = ended {
-            if !s.revoked {
-                rows::revoke_session(&mut tx, s.session_id, end.as_reason()).await?;
-                let ev = SessionEvent::SessionRevoked {
-                    reason: end.as_reason().to_owned(),
-                };
-                self.append_session(
-                    &mut tx,
-                    s.session_id,
-                    s.user_id,
-                    Expected::Any,
-                    vec![ev],
-                    ctx.metadata_for_user(s.user_id),
-                )
-                .await?;
+            let meta = ctx.metadata_for_user(s.user_id);
+            if self
+                .end_session(&mut tx, s.session_id, s.user_id, end.as_reason(), meta)
+                .await?
+            {
                 tx.commit().await?;
             }
             return Err(IdentityError::Unauthenticated("session ended"));
@@ -85,19 +76,9 @@ impl Identity {
             .ok_or(IdentityError::Unauthenticated("no such user"))?;
         if cred.mfa_enabled && !s.mfa {
             // Opened with the password alone before MFA was turned on: not renewable.
-            rows::revoke_session(&mut tx, s.session_id, "mfa_enabled").await?;
-            let ev = SessionEvent::SessionRevoked {
-                reason: "mfa_enabled".to_owned(),
-            };
-            self.append_session(
-                &mut tx,
-                s.session_id,
-                s.user_id,
-                Expected::Any,
-                vec![ev],
-                ctx.metadata_for_user(s.user_id),
-            )
-            .await?;
+            let meta = ctx.metadata_for_user(s.user_id);
+            self.end_session(&mut tx, s.session_id, s.user_id, "mfa_enabled", meta)
+                .await?;
             tx.commit().await?;
             return Err(IdentityError::Unauthenticated("session predates MFA"));
         }
@@ -145,25 +126,32 @@ impl Identity {
     /// working at once.
     pub async fn logout(&self, ctx: &Ctx, actor: &Actor) -> Result<(), IdentityError> {
         let mut tx = self.store().pool().begin().await?;
-        if rows::revoke_session(&mut tx, actor.session_id, "logout")
-            .await?
-            .is_some()
-        {
-            let ev = SessionEvent::SessionRevoked {
-                reason: "logout".to_owned(),
-            };
-            self.append_session(
-                &mut tx,
-                actor.session_id,
-                actor.user_id,
-                Expected::Any,
-                vec![ev],
-                ctx.metadata(Some(actor)),
-            )
+        let meta = ctx.metadata(Some(actor));
+        self.end_session(&mut tx, actor.session_id, actor.user_id, "logout", meta)
             .await?;
-        }
         tx.commit().await?;
         Ok(())
+    }
+
+    /// Revokes a live session and records `SessionRevoked` with `reason`; false (and
+    /// nothing recorded) if it had already ended.
+    async fn end_session(
+        &self,
+        tx: &mut sqlx::PgConnection,
+        session: SessionId,
+        user: UserId,
+        reason: &str,
+        metadata: carelog_domain::Metadata,
+    ) -> Result<bool, IdentityError> {
+        if rows::revoke_session(tx, session, reason).await?.is_none() {
+            return Ok(false);
+        }
+        let ev = SessionEvent::SessionRevoked {
+            reason: reason.to_owned(),
+        };
+        self.append_session(tx, session, user, Expected::Any, vec![ev], metadata)
+            .await?;
+        Ok(true)
     }
 
     async fn revoke_for_reuse(
