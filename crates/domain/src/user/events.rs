@@ -226,3 +226,108 @@ mod tests {
         assert_eq!(format!("{ev:?}"), "UserRegistered");
     }
 }
+
+#[cfg(test)]
+mod schema_tests {
+    //! Each event's payload must match its schema in `schemas/v1/<Type>.json`: the same
+    //! property names, every required one present, no other.
+    use super::*;
+    use serde_json::json;
+    use uuid::Uuid;
+
+    fn schema(name: &str) -> Value {
+        let text = match name {
+            "UserRegistered" => include_str!("../../../../schemas/v1/UserRegistered.json"),
+            "RoleGranted" => include_str!("../../../../schemas/v1/RoleGranted.json"),
+            "RoleRevoked" => include_str!("../../../../schemas/v1/RoleRevoked.json"),
+            "MfaEnrolled" => include_str!("../../../../schemas/v1/MfaEnrolled.json"),
+            "MfaEnabled" => include_str!("../../../../schemas/v1/MfaEnabled.json"),
+            "MfaDisabled" => include_str!("../../../../schemas/v1/MfaDisabled.json"),
+            "LoginFailed" => include_str!("../../../../schemas/v1/LoginFailed.json"),
+            "AccountLocked" => include_str!("../../../../schemas/v1/AccountLocked.json"),
+            "SessionStarted" => include_str!("../../../../schemas/v1/SessionStarted.json"),
+            "SessionRefreshed" => include_str!("../../../../schemas/v1/SessionRefreshed.json"),
+            "RefreshReuseDetected" => {
+                include_str!("../../../../schemas/v1/RefreshReuseDetected.json")
+            }
+            "SessionRevoked" => include_str!("../../../../schemas/v1/SessionRevoked.json"),
+            other => panic!("no schema for {other}"),
+        };
+        serde_json::from_str(text).expect("schema is JSON")
+    }
+
+    fn check(new: &NewEvent) {
+        let name = new.event_type.as_str();
+        let s = schema(name);
+        assert_eq!(s["additionalProperties"], json!(false), "{name}");
+        let props = s["properties"].as_object().expect("properties");
+        let payload = new.payload.as_object().expect("object payload");
+        for key in payload.keys() {
+            assert!(
+                props.contains_key(key),
+                "{name}: {key} is not in the schema"
+            );
+        }
+        for req in s["required"].as_array().expect("required") {
+            assert!(
+                payload.contains_key(req.as_str().unwrap()),
+                "{name}: {req} missing"
+            );
+        }
+        assert_eq!(new.schema_version.0, 1);
+    }
+
+    #[test]
+    fn every_identity_event_matches_its_schema() {
+        let user = UserId(Uuid::nil());
+        let m = Metadata::default;
+        let users = [
+            UserEvent::UserRegistered {
+                email: "a@b.org".into(),
+                first_name: "A".into(),
+                last_name: "B".into(),
+                base_role: None,
+            },
+            UserEvent::RoleGranted {
+                role: Role::AppAuditor,
+            },
+            UserEvent::RoleRevoked {
+                role: Role::AppAuditor,
+            },
+            UserEvent::MfaEnrolled {},
+            UserEvent::MfaEnabled {},
+            UserEvent::MfaDisabled {},
+            UserEvent::LoginFailed {
+                reason: "password".into(),
+            },
+            UserEvent::AccountLocked {
+                until: chrono::Utc::now(),
+                failures: 10,
+            },
+        ];
+        let sessions = [
+            SessionEvent::SessionStarted {
+                user_id: user,
+                mfa: true,
+            },
+            SessionEvent::SessionRefreshed {},
+            SessionEvent::RefreshReuseDetected {},
+            SessionEvent::SessionRevoked {
+                reason: "logout".into(),
+            },
+        ];
+        let mut seen: Vec<String> = users
+            .into_iter()
+            .map(|e| e.into_new_event(user, m()))
+            .chain(sessions.into_iter().map(|e| e.into_new_event(user, m())))
+            .map(|n| {
+                check(&n);
+                n.event_type.to_string()
+            })
+            .collect();
+        seen.sort();
+        let mut known: Vec<String> = KNOWN.iter().map(|k| k.to_string()).collect();
+        known.sort();
+        assert_eq!(seen, known, "every known event type is covered");
+    }
+}
