@@ -16,3 +16,4 @@ mod event_store;
 mod gap_safe_reads;
 mod keys;
 mod logs;
+mod relay;

@@ -58,11 +58,9 @@ impl Services {
     pub async fn router(&self, api: ApiConfig, nats_url: Option<&str>) -> Result<Router> {
         let nats = match nats_url {
             Some(url) => Some(
-                async_nats::ConnectOptions::new()
-                    .retry_on_initial_connect()
-                    .connect(url)
+                carelog_bus::connect(url)
                     .await
-                    .context("NATS_URL is not a valid NATS address")?,
+                    .context("NATS_URL is not a valid NATS address (or comma-separated list)")?,
             ),
             None => None,
         };
@@ -83,5 +81,45 @@ impl Services {
             state,
             carelog_api::auth::routes(),
         ))
+    }
+}
+
+/// A running relay task (see `carelog_bus::Relay`), stopped on purpose: it finishes the
+/// batch and checkpoint in hand.
+pub struct RelayHandle {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl RelayHandle {
+    /// Asks the relay to stop and waits for it (at most 10 s).
+    pub async fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(10), self.task).await;
+    }
+}
+
+impl Services {
+    /// Starts the relay that publishes the log to JetStream at `nats_url`. It is a task of
+    /// its own: commands never wait on NATS. It sets up the streams itself and keeps
+    /// retrying while NATS is unreachable.
+    pub async fn start_relay(
+        &self,
+        nats_url: &str,
+        bus: carelog_bus::BusConfig,
+    ) -> Result<RelayHandle> {
+        let client = carelog_bus::connect(nats_url)
+            .await
+            .context("NATS_URL is not a valid NATS address (or comma-separated list)")?;
+        let relay = carelog_bus::Relay::new(
+            self.pool.clone(),
+            client,
+            carelog_bus::RelayConfig::new(bus),
+        )?;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(relay.run(async {
+            let _ = stopped.await;
+        }));
+        Ok(RelayHandle { stop, task })
     }
 }

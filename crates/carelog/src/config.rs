@@ -149,3 +149,16 @@ fn list(var: &str) -> Vec<String> {
         .map(str::to_owned)
         .collect()
 }
+
+/// The NATS settings: `CARELOG_NATS_PREFIX` (default none; letters, digits, `_`, `-`)
+/// and `CARELOG_NATS_REPLICAS` (default 1; 3 for a NATS cluster).
+pub fn bus() -> Result<carelog_bus::BusConfig> {
+    let prefix = std::env::var("CARELOG_NATS_PREFIX").unwrap_or_default();
+    let replicas = match std::env::var("CARELOG_NATS_REPLICAS") {
+        Ok(v) if !v.trim().is_empty() => v.trim().parse().context(
+            "CARELOG_NATS_REPLICAS must be a number (1 for one server, 3 for a cluster)",
+        )?,
+        _ => 1,
+    };
+    Ok(carelog_bus::BusConfig::new(prefix, replicas)?)
+}

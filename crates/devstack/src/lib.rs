@@ -21,6 +21,7 @@
 //! `/tmp/carelog-dev-<hash of data_dir>/` instead (logged when it happens).
 
 mod keys;
+mod nats;
 mod os;
 mod tools;
 
@@ -33,9 +34,9 @@ use std::process::{Command as StdCommand, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
-use tokio::io::AsyncReadExt as _;
 
 pub use keys::{load_or_create_dev_keys, DevKeys};
+pub use nats::NatsServer;
 
 use os::RunAs;
 use tools::PgTools;
@@ -49,9 +50,8 @@ const APP_ROLE: &str = "carelog";
 /// Longest unix socket path the kernel accepts (sun_path is 108 bytes with the NUL).
 const MAX_SOCKET_PATH: usize = 107;
 /// How often a start is retried when a port picked as free was taken in between.
-const PORT_ATTEMPTS: usize = 3;
+pub(crate) const PORT_ATTEMPTS: usize = 3;
 const PG_START_TIMEOUT_SECS: u64 = 90;
-const NATS_START_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Where the dev services keep their state and which ports they use.
 ///
@@ -89,12 +89,12 @@ pub struct DevStack {
     pg_data: PathBuf,
     sock_dir: PathBuf,
     pg_port: u16,
-    nats_port: u16,
     tools: PgTools,
     run_as: RunAs,
     /// Whether this stack started PostgreSQL and has not stopped it yet.
     pg_running: bool,
-    nats: Option<tokio::process::Child>,
+    /// Declared last: dropped after PostgreSQL is stopped in [`Drop`].
+    nats: Option<NatsServer>,
 }
 
 impl DevStack {
@@ -112,7 +112,7 @@ impl DevStack {
             .with_context(|| format!("resolving {}", cfg.data_dir.display()))?;
 
         // Report every missing program at once: one apt-get line fixes them all.
-        let (pg_tools, nats_bin) = match (tools::find_pg_tools(None), tools::find_nats_server()) {
+        let (pg_tools, _nats_bin) = match (tools::find_pg_tools(None), tools::find_nats_server()) {
             (Ok(p), Ok(n)) => (p, n),
             (Err(e), Ok(_)) | (Ok(_), Err(e)) => return Err(e),
             (Err(_), Err(_)) => bail!(
@@ -136,7 +136,6 @@ impl DevStack {
             pg_data,
             sock_dir,
             pg_port: 0,
-            nats_port: 0,
             tools: pg_tools,
             run_as,
             pg_running: false,
@@ -150,8 +149,7 @@ impl DevStack {
         // From here on, an error drops `stack`, which stops whatever was started.
         stack.start_postgres(cfg.pg_port).await?;
         stack.ensure_app_database().await?;
-        stack.stop_stale_nats().await;
-        stack.start_nats(&nats_bin, cfg.nats_port).await?;
+        stack.nats = Some(NatsServer::launch(&stack.data_dir, cfg.nats_port).await?);
         tracing::info!(
             database_url = %stack.database_url(),
             nats_url = %stack.nats_url(),
@@ -177,7 +175,7 @@ impl DevStack {
 
     /// URL of the private nats-server (JetStream enabled).
     pub fn nats_url(&self) -> String {
-        format!("nats://127.0.0.1:{}", self.nats_port)
+        self.nats.as_ref().map(NatsServer::url).unwrap_or_default()
     }
 
     /// The PostgreSQL data directory actually used: `data_dir/pg`, or the `/tmp`
@@ -195,21 +193,8 @@ impl DevStack {
         } else {
             Ok(())
         };
-        let nats = match self.nats.take() {
-            Some(mut child) => {
-                if let Some(pid) = child.id() {
-                    os::send_signal(pid, "TERM");
-                }
-                if tokio::time::timeout(Duration::from_secs(10), child.wait())
-                    .await
-                    .is_err()
-                {
-                    tracing::warn!("nats-server ignored SIGTERM for 10 s; killing it");
-                    let _ = child.kill().await;
-                }
-                let _ = fs::remove_file(self.nats_pid_file());
-                Ok(())
-            }
+        let nats = match self.nats.as_mut() {
+            Some(server) => server.stop().await,
             None => Ok(()),
         };
         pg.and(nats)
@@ -217,15 +202,6 @@ impl DevStack {
 
     fn pg_log(&self) -> PathBuf {
         self.data_dir.join("pg.log")
-    }
-    fn nats_log(&self) -> PathBuf {
-        self.data_dir.join("nats.log")
-    }
-    fn nats_pid_file(&self) -> PathBuf {
-        self.data_dir.join("nats.pid")
-    }
-    fn nats_store(&self) -> PathBuf {
-        self.data_dir.join("nats")
     }
 
     fn pg_command(&self, program: &Path) -> StdCommand {
@@ -501,125 +477,6 @@ impl DevStack {
         }
         Ok(())
     }
-
-    /// Kills a nats-server left running by a crashed earlier run on this data directory
-    /// (identified by nats.pid and its command line naming our store directory).
-    async fn stop_stale_nats(&self) {
-        let pid_file = self.nats_pid_file();
-        let Some(pid) = fs::read_to_string(&pid_file)
-            .ok()
-            .and_then(|s| s.trim().parse::<u32>().ok())
-        else {
-            return;
-        };
-        let store = self.nats_store();
-        let ours = os::pid_cmdline(pid).is_some_and(|cmd| {
-            cmd.contains("nats-server") && cmd.contains(&*store.to_string_lossy())
-        });
-        if ours && os::pid_alive(pid) {
-            tracing::warn!(
-                pid,
-                "nats-server from an earlier run is still running; stopping it"
-            );
-            os::send_signal(pid, "TERM");
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while os::pid_alive(pid) && Instant::now() < deadline {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            if os::pid_alive(pid) {
-                os::send_signal(pid, "KILL");
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-        }
-        let _ = fs::remove_file(&pid_file);
-    }
-
-    async fn start_nats(&mut self, nats_bin: &Path, fixed_port: Option<u16>) -> anyhow::Result<()> {
-        let store = self.nats_store();
-        fs::create_dir_all(&store).with_context(|| format!("creating {}", store.display()))?;
-        let log = self.nats_log();
-        for attempt in 1..=PORT_ATTEMPTS {
-            let port = match fixed_port {
-                Some(p) => p,
-                None => free_port()?,
-            };
-            let offset = file_len(&log);
-            let mut cmd = tokio::process::Command::new(nats_bin);
-            cmd.args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
-                .arg(&store)
-                .stdin(Stdio::null())
-                .stdout(append(&log)?)
-                .stderr(append(&log)?)
-                .kill_on_drop(true)
-                // Own process group: a Ctrl-C at the terminal reaches only the parent,
-                // which then stops the services in order.
-                .process_group(0);
-            let child = cmd
-                .spawn()
-                .with_context(|| format!("starting {}", nats_bin.display()))?;
-            if let Some(pid) = child.id() {
-                fs::write(self.nats_pid_file(), format!("{pid}\n"))?;
-            }
-            self.nats = Some(child);
-            self.nats_port = port;
-            let err = match self.wait_nats_ready().await {
-                Ok(()) => return Ok(()),
-                Err(e) => e,
-            };
-            if let Some(mut child) = self.nats.take() {
-                let _ = child.kill().await;
-            }
-            let new_log = tail(&log, offset);
-            if fixed_port.is_none()
-                && attempt < PORT_ATTEMPTS
-                && new_log.contains("address already in use")
-            {
-                tracing::info!(
-                    port,
-                    "port was taken meanwhile; retrying nats-server on another"
-                );
-                continue;
-            }
-            bail!("{err}; see {}:\n{new_log}", log.display());
-        }
-        unreachable!("the last attempt returns")
-    }
-
-    /// Waits until the server greets a client with its INFO line (so it is really NATS
-    /// listening there, not whatever else took the port).
-    async fn wait_nats_ready(&mut self) -> anyhow::Result<()> {
-        let deadline = Instant::now() + NATS_START_TIMEOUT;
-        let port = self.nats_port;
-        loop {
-            if let Some(child) = self.nats.as_mut() {
-                if let Some(status) = child.try_wait()? {
-                    bail!("nats-server exited during start-up ({status})");
-                }
-            }
-            if let Ok(Ok(mut s)) = tokio::time::timeout(
-                Duration::from_secs(1),
-                tokio::net::TcpStream::connect(("127.0.0.1", port)),
-            )
-            .await
-            {
-                let mut buf = [0u8; 5];
-                if let Ok(Ok(_)) =
-                    tokio::time::timeout(Duration::from_secs(2), s.read_exact(&mut buf)).await
-                {
-                    if &buf == b"INFO " {
-                        return Ok(());
-                    }
-                }
-            }
-            if Instant::now() > deadline {
-                bail!(
-                    "nats-server on 127.0.0.1:{port} did not accept connections within {} s",
-                    NATS_START_TIMEOUT.as_secs()
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
 }
 
 impl Drop for DevStack {
@@ -631,17 +488,7 @@ impl Drop for DevStack {
                 let _ = c.stdout(Stdio::null()).stderr(Stdio::null()).status();
             }
         }
-        if let Some(mut child) = self.nats.take() {
-            if let Some(pid) = child.id() {
-                os::send_signal(pid, "TERM");
-                let deadline = Instant::now() + Duration::from_secs(5);
-                while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
-                    std::thread::sleep(Duration::from_millis(50));
-                }
-                // Still running: dropping the child (kill_on_drop) sends SIGKILL.
-            }
-            let _ = fs::remove_file(self.nats_pid_file());
-        }
+        // `nats` (a NatsServer) stops itself when the field is dropped, after this.
     }
 }
 
@@ -718,12 +565,12 @@ fn secure_private_dir(dir: &Path, run_as: &RunAs) -> anyhow::Result<()> {
 
 /// A port nobody listens on right now (the OS picks it); a race with another process
 /// is handled by the callers' retry.
-fn free_port() -> anyhow::Result<u16> {
+pub(crate) fn free_port() -> anyhow::Result<u16> {
     let l = std::net::TcpListener::bind(("127.0.0.1", 0)).context("binding 127.0.0.1:0")?;
     Ok(l.local_addr()?.port())
 }
 
-fn append(path: &Path) -> anyhow::Result<File> {
+pub(crate) fn append(path: &Path) -> anyhow::Result<File> {
     OpenOptions::new()
         .create(true)
         .append(true)
@@ -731,12 +578,12 @@ fn append(path: &Path) -> anyhow::Result<File> {
         .with_context(|| format!("opening {}", path.display()))
 }
 
-fn file_len(path: &Path) -> u64 {
+pub(crate) fn file_len(path: &Path) -> u64 {
     fs::metadata(path).map(|m| m.len()).unwrap_or(0)
 }
 
 /// The last lines written to `path` after byte `offset`, for error messages.
-fn tail(path: &Path, offset: u64) -> String {
+pub(crate) fn tail(path: &Path, offset: u64) -> String {
     let mut text = String::new();
     if let Ok(mut f) = File::open(path) {
         let _ = f.seek(SeekFrom::Start(offset));

@@ -11,6 +11,7 @@
 //! - [`read`]: reading a stream, and reading the whole log after a cursor without ever
 //!   skipping a late committer.
 //! - [`verify`]: recomputing every stream's hash chain.
+//! - [`relay`]: the NATS relay's lock (who is active) and checkpoint.
 //!
 //! What it must not do: decide anything. Commands are decided in `carelog-domain`; this
 //! crate only persists what was decided. Its SQL lives in `sql/*.sql` and `migrations/`.
@@ -23,6 +24,7 @@ pub mod idempotency;
 pub mod identity;
 pub mod keys;
 pub mod read;
+pub mod relay;
 pub mod vault;
 pub mod verify;
 

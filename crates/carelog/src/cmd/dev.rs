@@ -64,6 +64,9 @@ async fn serve(
     let listener = tokio::net::TcpListener::bind(bind).await.with_context(|| {
         format!("cannot listen on {bind} (set CARELOG_BIND to another address)")
     })?;
+    let relay = services
+        .start_relay(&stack.nats_url(), config::bus()?)
+        .await?;
     print_banner(
         stack,
         data_dir,
@@ -71,6 +74,7 @@ async fn serve(
         &admin,
     );
     carelog_api::server::serve(listener, app, wait_for_shutdown()).await?;
+    relay.stop().await;
     Ok(())
 }
 

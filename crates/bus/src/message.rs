@@ -1,0 +1,195 @@
+//! The wire format of a relayed event: a contract between the relay and every consumer
+//! (projectors, other services). Changes must be additive; consumers ignore fields they
+//! do not know.
+//!
+//! Subject: `<prefix>events.<stream type>.<event type>` ([`crate::subject`]); type names
+//! only, no ids, no PHI.
+//!
+//! Headers:
+//! - `Nats-Msg-Id`: the event id (JetStream drops a re-published event as a duplicate
+//!   within the stream's duplicate window);
+//! - `Carelog-Position`: the event's global position, decimal.
+//!
+//! Body: one JSON object (UTF-8):
+//!
+//! | field | type | meaning |
+//! | --- | --- | --- |
+//! | `position` | integer | global position in the log (strictly increasing along the stream) |
+//! | `event_id` | string (uuid) | the event's id (= `Nats-Msg-Id`) |
+//! | `stream_id` | string | `<stream type>-<uuid>` |
+//! | `version` | integer | version within the stream (1 for the first event) |
+//! | `event_type` | string | `PascalCase` type name |
+//! | `schema_version` | integer | payload schema version (`schemas/v<N>/<Type>.json`) |
+//! | `subject_id` | string | whose data key sealed the payload (`patient-<uuid>`, `user-<uuid>`, `system`) |
+//! | `key_id` | string (uuid) | which data key sealed it |
+//! | `metadata` | object | who/where/why, no PHI (as stored, `carelog_domain::Metadata`) |
+//! | `recorded_at` | string | RFC 3339 UTC timestamp, microseconds |
+//! | `prev_hash` | string | hex SHA-256 chain hash of the stream's previous event (zeros for the first) |
+//! | `hash` | string | hex SHA-256 chain hash of this event |
+//! | `payload` | string | standard base64 (with padding) of the SEALED payload, `nonce ‖ ciphertext ‖ tag` (AES-256-GCM under the subject's data key, associated data = event id ‖ stream ‖ version ‖ type) |
+//!
+//! The payload is never plaintext: a consumer opens it with the subject's data key
+//! (carelog-store's `Vault`), so a destroyed key (erasure) makes copies in NATS
+//! unreadable too. [`decode`] gives back exactly the stored event [`encode`] was given.
+
+use async_nats::HeaderMap;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
+use carelog_crypto::ChainHash;
+use carelog_domain::{
+    EventHeader, EventId, EventType, KeyId, Metadata, Position, SchemaVersion, StreamId,
+    StreamVersion, SubjectId,
+};
+use carelog_store::StoredEvent;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// The header carrying the event's global position.
+pub const HEADER_POSITION: &str = "Carelog-Position";
+
+/// A body that is not a relayed event.
+#[derive(Debug, thiserror::Error)]
+pub enum MessageError {
+    /// Not the JSON described in this module.
+    #[error("not a carelog event message: {0}")]
+    Json(#[from] serde_json::Error),
+    /// A field has the right type but an impossible value.
+    #[error("malformed `{0}` in a carelog event message")]
+    Field(&'static str),
+}
+
+#[derive(Serialize, Deserialize)]
+struct Wire {
+    position: Position,
+    event_id: EventId,
+    stream_id: StreamId,
+    version: StreamVersion,
+    event_type: EventType,
+    schema_version: SchemaVersion,
+    subject_id: SubjectId,
+    key_id: KeyId,
+    metadata: Metadata,
+    recorded_at: DateTime<Utc>,
+    prev_hash: String,
+    hash: String,
+    payload: String,
+}
+
+/// The headers and body of `event`'s message (see the module documentation).
+pub fn encode(event: &StoredEvent) -> (HeaderMap, Vec<u8>) {
+    let h = &event.header;
+    let wire = Wire {
+        position: event.position,
+        event_id: h.event_id,
+        stream_id: h.stream_id,
+        version: h.version,
+        event_type: h.event_type.clone(),
+        schema_version: h.schema_version,
+        subject_id: h.subject.clone(),
+        key_id: h.key_id,
+        metadata: h.metadata.clone(),
+        recorded_at: h.recorded_at,
+        prev_hash: hex::encode(event.prev_hash),
+        hash: hex::encode(event.hash),
+        payload: BASE64.encode(&event.payload),
+    };
+    let body = serde_json::to_vec(&wire).expect("an event message always serialises");
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        async_nats::header::NATS_MESSAGE_ID,
+        h.event_id.0.hyphenated().to_string().as_str(),
+    );
+    headers.insert(HEADER_POSITION, event.position.0.to_string().as_str());
+    (headers, body)
+}
+
+/// The stored event in a message body.
+pub fn decode(body: &[u8]) -> Result<StoredEvent, MessageError> {
+    let w: Wire = serde_json::from_slice(body)?;
+    let hash = |s: &str, what| -> Result<ChainHash, MessageError> {
+        hex::decode(s)
+            .ok()
+            .and_then(|v| ChainHash::try_from(v.as_slice()).ok())
+            .ok_or(MessageError::Field(what))
+    };
+    Ok(StoredEvent {
+        position: w.position,
+        header: EventHeader {
+            event_id: w.event_id,
+            stream_id: w.stream_id,
+            version: w.version,
+            event_type: w.event_type,
+            schema_version: w.schema_version,
+            subject: w.subject_id,
+            key_id: w.key_id,
+            metadata: w.metadata,
+            recorded_at: w.recorded_at,
+        },
+        prev_hash: hash(&w.prev_hash, "prev_hash")?,
+        hash: hash(&w.hash, "hash")?,
+        payload: BASE64
+            .decode(&w.payload)
+            .map_err(|_| MessageError::Field("payload"))?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use carelog_domain::StreamType;
+    use uuid::Uuid;
+
+    fn sample() -> StoredEvent {
+        let stream = StreamId::new(StreamType::Patient, Uuid::now_v7());
+        StoredEvent {
+            position: Position(42),
+            header: EventHeader {
+                event_id: EventId(Uuid::now_v7()),
+                stream_id: stream,
+                version: StreamVersion(3),
+                event_type: EventType::try_from("PatientRegistered").unwrap(),
+                schema_version: SchemaVersion(1),
+                subject: SubjectId::of_stream(&stream),
+                key_id: KeyId(Uuid::now_v7()),
+                metadata: Metadata {
+                    request_id: Some("req-1".into()),
+                    ..Metadata::default()
+                },
+                recorded_at: "2025-01-02T03:04:05.123456Z".parse().unwrap(),
+            },
+            payload: vec![0, 1, 2, 250, 255],
+            prev_hash: [7; 32],
+            hash: [9; 32],
+        }
+    }
+
+    #[test]
+    fn a_message_round_trips_and_names_its_event() {
+        let ev = sample();
+        let (headers, body) = encode(&ev);
+        let back = decode(&body).unwrap();
+        assert_eq!(back.position, ev.position);
+        assert_eq!(back.header, ev.header);
+        assert_eq!(back.payload, ev.payload);
+        assert_eq!((back.prev_hash, back.hash), (ev.prev_hash, ev.hash));
+        assert_eq!(
+            headers.get("Nats-Msg-Id").unwrap().as_str(),
+            ev.header.event_id.0.to_string()
+        );
+        assert_eq!(headers.get(HEADER_POSITION).unwrap().as_str(), "42");
+        let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(json["payload"], "AAEC+v8=");
+        assert_eq!(json["hash"], "09".repeat(32));
+        assert_eq!(json["stream_id"], ev.header.stream_id.to_string());
+    }
+
+    #[test]
+    fn garbage_is_refused() {
+        assert!(decode(b"{}").is_err());
+        let (_, body) = encode(&sample());
+        let mut json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        json["hash"] = "zz".into();
+        let bad = serde_json::to_vec(&json).unwrap();
+        assert!(matches!(decode(&bad), Err(MessageError::Field("hash"))));
+    }
+}

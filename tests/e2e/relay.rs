@@ -1,0 +1,386 @@
+//! The relay (crates/bus): every event of the log reaches the JetStream stream exactly
+//! once, in position order, sealed — through a NATS outage, with two relays at once, and
+//! when the active relay dies.
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use carelog_bus::{BusConfig, Relay, RelayConfig, RelayStatus};
+use carelog_devstack::NatsServer;
+use carelog_domain::{EventId, Position, StreamVersion};
+use carelog_store::{EventStore, Expected, StoredEvent};
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::support::nats::TestNats;
+use crate::support::{self, event, one, patient_stream, TestDb};
+
+/// A test's relay settings: quick retries so outages and fail-overs are short.
+fn relay_config(prefix: &str) -> RelayConfig {
+    let mut cfg = RelayConfig::new(BusConfig::new(prefix, 1).expect("valid prefix"));
+    cfg.standby_retry = Duration::from_millis(200);
+    cfg.min_backoff = Duration::from_millis(50);
+    cfg.max_backoff = Duration::from_millis(500);
+    cfg.ack_timeout = Duration::from_secs(2);
+    cfg
+}
+
+/// Starts a relay on its own NATS connection; returns its task and status.
+async fn spawn_relay(
+    db: &TestDb,
+    nats_url: &str,
+    prefix: &str,
+) -> (tokio::task::JoinHandle<()>, RelayStatus) {
+    let client = carelog_bus::connect(nats_url)
+        .await
+        .expect("NATS_URL parses");
+    let relay = Relay::new(db.pool.clone(), client, relay_config(prefix)).expect("relay");
+    let status = relay.status();
+    (
+        tokio::spawn(relay.run(std::future::pending::<()>())),
+        status,
+    )
+}
+
+/// One message as read back from the stream.
+struct Relayed {
+    subject: String,
+    msg_id: String,
+    position: String,
+    body: Vec<u8>,
+}
+
+/// Every message of `<prefix>EVENTS`, in stream order (empty when it does not exist).
+async fn stream_messages(nats_url: &str, prefix: &str) -> Vec<Relayed> {
+    let client = async_nats::connect(nats_url).await.expect("NATS reachable");
+    let js = async_nats::jetstream::new(client);
+    let Ok(stream) = js.get_stream(format!("{prefix}EVENTS")).await else {
+        return Vec::new();
+    };
+    let state = stream.get_info().await.expect("stream info").state;
+    let mut out = Vec::new();
+    for seq in state.first_sequence.max(1)..=state.last_sequence {
+        let m = stream
+            .get_raw_message(seq)
+            .await
+            .expect("message by sequence");
+        let header = |name: &str| {
+            m.headers
+                .get(name)
+                .map(|v| v.as_str().to_owned())
+                .unwrap_or_default()
+        };
+        out.push(Relayed {
+            subject: m.subject.to_string(),
+            msg_id: header("Nats-Msg-Id"),
+            position: header("Carelog-Position"),
+            body: m.payload.to_vec(),
+        });
+    }
+    out
+}
+
+/// The whole log, in position order, once every committed event is visible to the
+/// gap-safe reader (a transaction of another test can hold the cluster's xmin back).
+async fn log(db: &TestDb) -> Vec<StoredEvent> {
+    let committed: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    loop {
+        let events = carelog_store::read::all(&db.pool, Position(0), 100_000)
+            .await
+            .expect("read the log");
+        if events.len() as i64 >= committed {
+            return events;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// How many messages `<prefix>EVENTS` holds (0 when it does not exist).
+async fn stream_len(js: &async_nats::jetstream::Context, prefix: &str) -> u64 {
+    match js.get_stream(format!("{prefix}EVENTS")).await {
+        Ok(stream) => stream.get_info().await.map_or(0, |i| i.state.messages),
+        Err(_) => 0,
+    }
+}
+
+/// Polls `check` until it holds or `within` passes.
+async fn eventually<F, Fut>(within: Duration, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = Instant::now() + within;
+    while !check().await {
+        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Waits until the stream holds as many messages as the log has events.
+async fn wait_all_relayed(db: &TestDb, nats_url: &str, prefix: &str) {
+    let want = log(db).await.len();
+    eventually(
+        Duration::from_secs(60),
+        "every event on the stream",
+        || async { stream_messages(nats_url, prefix).await.len() >= want },
+    )
+    .await;
+}
+
+/// The stream holds exactly the log: the same events, once each, in position order, with
+/// type-only subjects, the event id as Nats-Msg-Id, and no plaintext.
+async fn assert_stream_is_the_log(db: &TestDb, nats_url: &str, prefix: &str, marker: &str) {
+    let log = log(db).await;
+    let messages = stream_messages(nats_url, prefix).await;
+    let want: Vec<EventId> = log.iter().map(|e| e.header.event_id).collect();
+    let got: Vec<EventId> = messages
+        .iter()
+        .map(|m| {
+            carelog_bus::decode(&m.body)
+                .expect("a carelog message")
+                .header
+                .event_id
+        })
+        .collect();
+    assert_eq!(
+        got.len(),
+        want.len(),
+        "as many messages as events (no loss, no duplicate)"
+    );
+    assert_eq!(got, want, "the stream is the log, in position order");
+    for (m, e) in messages.iter().zip(&log) {
+        let h = &e.header;
+        assert_eq!(
+            m.subject,
+            format!(
+                "{prefix}events.{}.{}",
+                h.stream_id.stream_type(),
+                h.event_type
+            )
+        );
+        assert_eq!(m.msg_id, h.event_id.0.to_string());
+        assert_eq!(m.position, e.position.0.to_string());
+        let body = String::from_utf8(m.body.clone()).expect("JSON body");
+        assert!(!body.contains(marker), "plaintext on NATS: {body}");
+        assert!(!m.subject.contains(&h.stream_id.uuid().to_string()));
+        let back = carelog_bus::decode(&m.body).unwrap();
+        assert_eq!(back.position, e.position);
+        assert_eq!(back.header, e.header);
+        assert_eq!(back.payload, e.payload, "the sealed payload, as stored");
+        assert_eq!((back.prev_hash, back.hash), (e.prev_hash, e.hash));
+    }
+}
+
+/// Appends `n` events carrying `marker` to a new patient stream, one append each.
+async fn append_some(store: &EventStore, n: usize, marker: &str) {
+    let s = patient_stream();
+    for i in 0..n {
+        store
+            .append(one(
+                s,
+                Expected::Exact(StreamVersion(i as i64)),
+                event(
+                    &s,
+                    if i == 0 {
+                        "PatientRegistered"
+                    } else {
+                        "PatientUpdated"
+                    },
+                    json!({"name": marker, "n": i}),
+                ),
+            ))
+            .await
+            .expect("append");
+    }
+}
+
+fn unique_prefix() -> String {
+    format!("r{}_", Uuid::now_v7().simple())
+}
+
+#[tokio::test]
+async fn nats_stopped_commands_succeed_and_every_event_reaches_the_stream_once_in_order() {
+    let db = TestDb::new().await;
+    let store = support::store(&db, support::keyring());
+    let mut nats = NatsServer::temporary().await.expect("private nats-server");
+    let url = nats.url();
+    let prefix = unique_prefix();
+    let marker = format!("PLAINTEXT-{}", Uuid::now_v7().simple());
+    let (relay, status) = spawn_relay(&db, &url, &prefix).await;
+
+    append_some(&store, 5, &marker).await;
+    wait_all_relayed(&db, &url, &prefix).await;
+    assert!(status.is_active());
+
+    nats.stop().await.expect("stop NATS");
+    let started = Instant::now();
+    for _ in 0..4 {
+        append_some(&store, 5, &marker).await;
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "appends must not wait on NATS (took {:?})",
+        started.elapsed()
+    );
+    // Longer than the acknowledgement timeout: the relay's publishes fail and are retried.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+
+    nats.start()
+        .await
+        .expect("start NATS again on the same port");
+    assert_eq!(nats.url(), url);
+    wait_all_relayed(&db, &url, &prefix).await;
+    assert_stream_is_the_log(&db, &url, &prefix, &marker).await;
+    let last = log(&db).await.last().unwrap().position;
+    eventually(
+        Duration::from_secs(10),
+        "checkpoint at the head",
+        || async {
+            carelog_store::relay::checkpoint(&db.pool, &prefix)
+                .await
+                .unwrap()
+                == Some(last)
+        },
+    )
+    .await;
+    assert_eq!(
+        carelog_store::relay::lag(&db.pool, &prefix).await.unwrap(),
+        0
+    );
+    relay.abort();
+}
+
+#[tokio::test]
+async fn a_relay_started_while_nats_is_down_publishes_everything_once_it_is_up() {
+    let db = TestDb::new().await;
+    let store = support::store(&db, support::keyring());
+    let mut nats = NatsServer::temporary().await.expect("private nats-server");
+    let url = nats.url();
+    nats.stop().await.unwrap();
+    let prefix = unique_prefix();
+    let marker = format!("PLAINTEXT-{}", Uuid::now_v7().simple());
+
+    let (relay, _status) = spawn_relay(&db, &url, &prefix).await;
+    append_some(&store, 7, &marker).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    nats.start().await.unwrap();
+    wait_all_relayed(&db, &url, &prefix).await;
+    assert_stream_is_the_log(&db, &url, &prefix, &marker).await;
+    relay.abort();
+}
+
+#[tokio::test]
+async fn two_relays_at_once_lose_nothing_reorder_nothing_and_fail_over() {
+    let db = TestDb::new().await;
+    let store = support::store(&db, support::keyring());
+    let nats = TestNats::new().await;
+    let prefix = nats.prefix.clone();
+    let marker = format!("PLAINTEXT-{}", Uuid::now_v7().simple());
+
+    let (a, a_status) = spawn_relay(&db, &nats.url, &prefix).await;
+    let (b, b_status) = spawn_relay(&db, &nats.url, &prefix).await;
+
+    // Concurrent writers while both relays run.
+    let writers: Vec<_> = (0..4)
+        .map(|_| {
+            let (store, marker) = (store.clone(), marker.clone());
+            tokio::spawn(async move { append_some(&store, 25, &marker).await })
+        })
+        .collect();
+    for w in writers {
+        w.await.unwrap();
+    }
+    wait_all_relayed(&db, &nats.url, &prefix).await;
+    assert_stream_is_the_log(&db, &nats.url, &prefix, &marker).await;
+    assert!(
+        a_status.is_active() != b_status.is_active(),
+        "exactly one relay is active (a: {}, b: {})",
+        a_status.is_active(),
+        b_status.is_active()
+    );
+
+    // Kill the active one mid-stream: the standby takes over from the checkpoint.
+    let (active, standby_status) = if a_status.is_active() {
+        (a, b_status.clone())
+    } else {
+        (b, a_status.clone())
+    };
+    let before = log(&db).await.len() as u64;
+    let writers: Vec<_> = (0..3)
+        .map(|_| {
+            let (store, marker) = (store.clone(), marker.clone());
+            tokio::spawn(async move { append_some(&store, 60, &marker).await })
+        })
+        .collect();
+    let js = nats.jetstream();
+    eventually(
+        Duration::from_secs(20),
+        "the active relay publishes some new events",
+        || async { stream_len(&js, &prefix).await >= before + 10 },
+    )
+    .await;
+    active.abort();
+    let _ = active.await;
+    for w in writers {
+        w.await.unwrap();
+    }
+    eventually(
+        Duration::from_secs(20),
+        "the standby takes over",
+        || async { standby_status.is_active() },
+    )
+    .await;
+    wait_all_relayed(&db, &nats.url, &prefix).await;
+    assert_stream_is_the_log(&db, &nats.url, &prefix, &marker).await;
+    // The checkpoint follows the acknowledgements.
+    let last = log(&db).await.last().map(|e| e.position);
+    eventually(
+        Duration::from_secs(10),
+        "checkpoint at the head",
+        || async {
+            carelog_store::relay::checkpoint(&db.pool, &prefix)
+                .await
+                .unwrap()
+                == last
+        },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn streams_are_ensured_idempotently_under_the_prefix() {
+    let nats = TestNats::new().await;
+    let js = nats.jetstream();
+    let cfg = BusConfig::new(nats.prefix.clone(), 1).unwrap();
+    carelog_bus::ensure_streams(&js, &cfg)
+        .await
+        .expect("create");
+    carelog_bus::ensure_streams(&js, &cfg).await.expect("again");
+    let mut names = nats.streams().await;
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            format!("{}DLQ", nats.prefix),
+            format!("{}EVENTS", nats.prefix)
+        ]
+    );
+    let info = js
+        .get_stream(format!("{}EVENTS", nats.prefix))
+        .await
+        .unwrap()
+        .get_info()
+        .await
+        .unwrap();
+    assert_eq!(info.config.subjects, [format!("{}events.>", nats.prefix)]);
+    assert_eq!(info.config.num_replicas, 1);
+    assert!(info.config.duplicate_window >= Duration::from_secs(60));
+    assert!(
+        BusConfig::new("a.b", 1).is_err(),
+        "a prefix with a dot cannot name a stream"
+    );
+}
