@@ -16,4 +16,6 @@ mod event_store;
 mod gap_safe_reads;
 mod keys;
 mod logs;
+mod metrics;
+mod projector;
 mod relay;

@@ -16,6 +16,7 @@
 //! - [`middleware`]: request id, client address, trace, security headers, CORS, rate
 //!   limits, body limit, idempotency, panics — in that order, outermost first.
 //! - [`health`]: `/health/live`, `/health/ready`.
+//! - [`metrics`]: `GET /metrics` (Prometheus), the request metrics middleware.
 //! - [`openapi`]: the document's base and envelope schemas; how routes get documented.
 //! - [`state`]: [`AppState`] and [`ApiConfig`].
 //! - [`server`]: [`router`](server::router) (everything assembled) and
@@ -53,6 +54,7 @@ pub mod envelope;
 pub mod error;
 pub mod extract;
 pub mod health;
+pub mod metrics;
 pub mod middleware;
 pub mod openapi;
 pub mod server;

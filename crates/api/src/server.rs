@@ -27,8 +27,9 @@ use crate::openapi::ApiDoc;
 use crate::state::AppState;
 
 /// The whole application: `extra` (the feature routes) merged with `/health/*`,
-/// `GET /openapi.json` and `GET /docs`, behind every layer, in this order (outermost
-/// first): request id, client address, trace, security headers, CORS, rate limit, body
+/// `GET /openapi.json`, `GET /docs` and (unless `config.metrics_route` is off)
+/// `GET /metrics`, behind every layer, in this order (outermost first): request id,
+/// client address, trace, request metrics, security headers, CORS, rate limit, body
 /// limit, idempotency, panic catcher. Unknown paths answer 404 `NOT_FOUND`, a known path
 /// with another method 405 `METHOD_NOT_ALLOWED`, both in the envelope.
 ///
@@ -44,6 +45,11 @@ pub fn router(state: AppState, extra: impl Into<OpenApiRouter<AppState>>) -> Rou
         Bytes::from(serde_json::to_vec(&openapi).expect("the OpenAPI document serialises to JSON"));
     let docs: Router<AppState> = Scalar::with_url("/docs", openapi).into();
 
+    let routes = if config.metrics_route {
+        routes.route("/metrics", get(crate::metrics::scrape))
+    } else {
+        routes
+    };
     let app = routes
         .merge(docs)
         .route(
@@ -84,6 +90,10 @@ pub fn router(state: AppState, extra: impl Into<OpenApiRouter<AppState>>) -> Rou
         .layer(tower::util::option_layer(cors::layer(&config)))
         .layer(axum::middleware::from_fn(
             security_headers::security_headers,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&state.metrics),
+            crate::metrics::track,
         ))
         .layer(
             TraceLayer::new_for_http()

@@ -20,6 +20,9 @@ pub struct ApiConfig {
     /// Proxies whose `X-Forwarded-For` is believed (`CARELOG_TRUSTED_PROXIES`), exact
     /// addresses. Default none.
     pub trusted_proxies: Vec<IpAddr>,
+    /// Whether the main router serves `GET /metrics`; false when `CARELOG_METRICS_BIND`
+    /// gives it a listener of its own. Default true.
+    pub metrics_route: bool,
     /// `RATE_LIMITING_ENABLED`; default true.
     pub rate_limiting_enabled: bool,
     /// Requests per minute and client address under `/api/auth/`. Default 300.
@@ -34,6 +37,7 @@ impl Default for ApiConfig {
             body_limit: 1024 * 1024,
             cors_origins: Vec::new(),
             trusted_proxies: Vec::new(),
+            metrics_route: true,
             rate_limiting_enabled: true,
             auth_rate_per_min: 300,
             rate_per_min: 600,
@@ -60,6 +64,14 @@ pub struct AppState {
     pub identity: carelog_commands::identity::Identity,
     /// Failed logins per client address (API.md: > 100 in 15 min → 429).
     pub login_throttle: Arc<crate::auth::LoginThrottle>,
+    /// The process's metrics (request metrics recorded here; `GET /metrics`).
+    pub metrics: Arc<crate::metrics::Metrics>,
+}
+
+impl FromRef<AppState> for Arc<crate::metrics::Metrics> {
+    fn from_ref(state: &AppState) -> Self {
+        Arc::clone(&state.metrics)
+    }
 }
 
 impl FromRef<AppState> for Arc<ApiConfig> {

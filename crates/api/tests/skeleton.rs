@@ -188,6 +188,7 @@ fn state_with(config: ApiConfig, pool: PgPool, idempotency: IdempotencyStore) ->
         idempotency,
         identity,
         login_throttle: Arc::new(carelog_api::auth::LoginThrottle::default()),
+        metrics: Arc::default(),
     }
 }
 

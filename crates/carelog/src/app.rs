@@ -6,6 +6,7 @@ use std::sync::Arc;
 use anyhow::{bail, Context, Result};
 use axum::Router;
 use carelog_api::auth::LoginThrottle;
+use carelog_api::metrics::Metrics;
 use carelog_api::state::{ApiConfig, AppState};
 use carelog_commands::identity::{Identity, IdentityConfig};
 use carelog_crypto::password::PasswordHasher;
@@ -27,6 +28,9 @@ pub struct Services {
     pub identity: Identity,
     /// The system data key (seals stored idempotent answers; derives the email index key).
     pub system_key: Dek,
+    /// The process's metrics (`GET /metrics`). Metrics read at scrape time are added with
+    /// `metrics.gauge(..)` / `gauge_by(..)` where their source is started.
+    pub metrics: Arc<Metrics>,
 }
 
 impl Services {
@@ -46,11 +50,19 @@ impl Services {
         };
         let store = EventStore::start(pool.clone(), keys, GroupCommitConfig::default());
         let identity = Identity::new(store.clone(), tokens, hasher, identity, &system_key);
+        let metrics = Arc::new(Metrics::new());
+        let appended = store.clone();
+        metrics.counter(
+            "carelog_events_appended",
+            "Events this process appended to the log since it started.",
+            move || appended.appended_total(),
+        );
         Ok(Self {
             pool,
             store,
             identity,
             system_key,
+            metrics,
         })
     }
 
@@ -76,6 +88,7 @@ impl Services {
             ),
             identity: self.identity.clone(),
             login_throttle: Arc::new(LoginThrottle::default()),
+            metrics: Arc::clone(&self.metrics),
         };
         Ok(carelog_api::server::router(
             state,
@@ -111,11 +124,30 @@ impl Services {
         let client = carelog_bus::connect(nats_url)
             .await
             .context("NATS_URL is not a valid NATS address (or comma-separated list)")?;
+        let prefix = bus.prefix.clone();
         let relay = carelog_bus::Relay::new(
             self.pool.clone(),
             client,
             carelog_bus::RelayConfig::new(bus),
         )?;
+        let status = relay.status();
+        self.metrics.gauge(
+            "carelog_relay_active",
+            "1 when this process's relay holds the lock and publishes, 0 on standby.",
+            move || {
+                let active = status.is_active();
+                async move { Some(i64::from(active)) }
+            },
+        );
+        let pool = self.pool.clone();
+        self.metrics.gauge(
+            "carelog_relay_lag_events",
+            "Log positions after the relay's checkpoint (events not yet published to NATS).",
+            move || {
+                let (pool, prefix) = (pool.clone(), prefix.clone());
+                async move { carelog_store::relay::lag(&pool, &prefix).await.ok() }
+            },
+        );
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(relay.run(async {
             let _ = stopped.await;

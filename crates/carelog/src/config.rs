@@ -106,6 +106,19 @@ pub fn bind() -> Result<std::net::SocketAddr> {
         .context("CARELOG_BIND must be an address like 127.0.0.1:8080")
 }
 
+/// `CARELOG_METRICS_BIND`: an address of its own for `GET /metrics` (then not served on
+/// `CARELOG_BIND`). Default none.
+pub fn metrics_bind() -> Result<Option<std::net::SocketAddr>> {
+    match std::env::var("CARELOG_METRICS_BIND") {
+        Ok(v) if !v.trim().is_empty() => v
+            .trim()
+            .parse()
+            .map(Some)
+            .context("CARELOG_METRICS_BIND must be an address like 127.0.0.1:9090"),
+        _ => Ok(None),
+    }
+}
+
 /// The HTTP settings: `CARELOG_TRUSTED_PROXIES` (comma-separated IPs),
 /// `RATE_LIMITING_ENABLED` (`false` turns limits off), `CARELOG_CORS_ORIGINS`
 /// (comma-separated origins allowed to call from a browser).
@@ -133,6 +146,7 @@ pub fn api() -> Result<carelog_api::state::ApiConfig> {
         })
         .collect::<Result<_>>()?;
     Ok(carelog_api::state::ApiConfig {
+        metrics_route: metrics_bind()?.is_none(),
         trusted_proxies,
         rate_limiting_enabled,
         cors_origins,

@@ -16,6 +16,7 @@
 //! duplicate event id, say), each append is retried alone so only the culprit fails.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use carelog_crypto::{chain_hash, ChainHash, Dek, GENESIS};
@@ -135,6 +136,8 @@ pub struct EventStore {
     pool: PgPool,
     vault: Vault,
     jobs: mpsc::Sender<Job>,
+    /// Events written by this process (see [`EventStore::appended_total`]).
+    appended: Arc<AtomicU64>,
 }
 
 impl EventStore {
@@ -142,18 +145,29 @@ impl EventStore {
     pub fn start(pool: PgPool, keys: KeyStore, cfg: GroupCommitConfig) -> Self {
         let (jobs, rx) = mpsc::channel(cfg.queue.max(1));
         let rx = Arc::new(Mutex::new(rx));
+        let appended = Arc::new(AtomicU64::new(0));
         for _ in 0..cfg.committers.max(1) {
             tokio::spawn(run_committer(
                 pool.clone(),
                 Arc::clone(&rx),
                 cfg.max_batch_events,
+                Arc::clone(&appended),
             ));
         }
         Self {
             pool,
             vault: Vault::new(keys),
             jobs,
+            appended,
         }
+    }
+
+    /// Events this process wrote to the log since it started (for metrics): every event
+    /// of a committed group-commit append, and every event [`EventStore::append_in_tx`]
+    /// wrote (counted when it returns, before the caller commits). Replayed appends
+    /// write nothing and count nothing.
+    pub fn appended_total(&self) -> u64 {
+        self.appended.load(Ordering::Relaxed)
     }
 
     /// The pool.
@@ -189,7 +203,10 @@ impl EventStore {
     ) -> Result<Appended, AppendError> {
         let pending = self.prepare(req).await?;
         let mut results = write_pending(tx, &[&pending], true).await?;
-        results.pop().expect("one result per append")
+        let result = results.pop().expect("one result per append");
+        self.appended
+            .fetch_add(written(std::slice::from_ref(&result)), Ordering::Relaxed);
+        result
     }
 
     /// Checks the size, resolves each subject's key (created on first use; a destroyed
@@ -258,7 +275,12 @@ impl EventStore {
     }
 }
 
-async fn run_committer(pool: PgPool, rx: Arc<Mutex<mpsc::Receiver<Job>>>, max_events: usize) {
+async fn run_committer(
+    pool: PgPool,
+    rx: Arc<Mutex<mpsc::Receiver<Job>>>,
+    max_events: usize,
+    appended: Arc<AtomicU64>,
+) {
     loop {
         let first = {
             let mut rx = rx.lock().await;
@@ -269,8 +291,8 @@ async fn run_committer(pool: PgPool, rx: Arc<Mutex<mpsc::Receiver<Job>>>, max_ev
         };
         let mut batch = vec![first];
         match write_batch(&pool, &rx, &mut batch, max_events).await {
-            Ok(results) => answer(batch, results),
-            Err(e) => retry_alone(&pool, batch, e).await,
+            Ok(results) => answer(&appended, batch, results),
+            Err(e) => retry_alone(&pool, batch, e, &appended).await,
         }
     }
 }
@@ -308,7 +330,7 @@ async fn write_batch(
 /// After a batch failed as a whole (e.g. a reused event id that only the unique index
 /// caught), retries each append alone, checking its ids first, so that only the culprit
 /// fails and it fails with a precise error.
-async fn retry_alone(pool: &PgPool, batch: Vec<Job>, cause: sqlx::Error) {
+async fn retry_alone(pool: &PgPool, batch: Vec<Job>, cause: sqlx::Error, appended: &AtomicU64) {
     tracing::debug!(error = %cause, appends = batch.len(), "group commit failed; retrying appends alone");
     for job in batch {
         let result = async {
@@ -319,15 +341,27 @@ async fn retry_alone(pool: &PgPool, batch: Vec<Job>, cause: sqlx::Error) {
         }
         .await
         .unwrap_or_else(|e| Err(e.into()));
-        answer(vec![job], vec![result]);
+        answer(appended, vec![job], vec![result]);
     }
 }
 
-fn answer(batch: Vec<Job>, results: Vec<Result<Appended, AppendError>>) {
+/// Answers each caller of a committed batch; counts the events it wrote.
+fn answer(appended: &AtomicU64, batch: Vec<Job>, results: Vec<Result<Appended, AppendError>>) {
+    appended.fetch_add(written(&results), Ordering::Relaxed);
     for (job, result) in batch.into_iter().zip(results) {
         // The caller may have gone away (cancelled request): the append stands anyway.
         let _ = job.reply.send(result);
     }
+}
+
+/// Events written by these outcomes (replays and failures write none).
+fn written(results: &[Result<Appended, AppendError>]) -> u64 {
+    results
+        .iter()
+        .filter_map(|r| r.as_ref().ok())
+        .filter(|a| !a.replayed)
+        .map(|a| a.positions.len() as u64)
+        .sum()
 }
 
 /// A stream's head inside the batch being built.

@@ -12,6 +12,7 @@
 //!   skipping a late committer.
 //! - [`verify`]: recomputing every stream's hash chain.
 //! - [`relay`]: the NATS relay's lock (who is active) and checkpoint.
+//! - [`projector`]: projection checkpoints, the dead-letter queue, shipped read models.
 //!
 //! What it must not do: decide anything. Commands are decided in `carelog-domain`; this
 //! crate only persists what was decided. Its SQL lives in `sql/*.sql` and `migrations/`.
@@ -23,6 +24,7 @@ pub mod health;
 pub mod idempotency;
 pub mod identity;
 pub mod keys;
+pub mod projector;
 pub mod read;
 pub mod relay;
 pub mod vault;

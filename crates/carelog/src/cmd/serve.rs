@@ -11,6 +11,7 @@ use crate::config;
 /// Serves until Ctrl-C or SIGTERM, then lets requests in flight finish.
 pub async fn run() -> Result<ExitCode> {
     let bind = config::bind()?;
+    let metrics_bind = config::metrics_bind()?;
     let api = config::api()?;
     let bus = config::bus()?;
     let services = super::services::from_env().await?;
@@ -30,8 +31,27 @@ pub async fn run() -> Result<ExitCode> {
     let listener = tokio::net::TcpListener::bind(bind)
         .await
         .with_context(|| format!("cannot listen on {bind} (CARELOG_BIND)"))?;
+    // `/metrics` on a listener of its own; stopped once the API has stopped.
+    let metrics_server = match metrics_bind {
+        Some(addr) => {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr} (CARELOG_METRICS_BIND)"))?;
+            tracing::info!(address = %listener.local_addr()?, "metrics are served");
+            let app = carelog_api::metrics::router(std::sync::Arc::clone(&services.metrics));
+            Some(tokio::spawn(carelog_api::server::serve(
+                listener,
+                app,
+                std::future::pending(),
+            )))
+        }
+        None => None,
+    };
     tracing::info!(address = %listener.local_addr()?, "carelog is serving");
     carelog_api::server::serve(listener, app, super::dev::wait_for_shutdown()).await?;
+    if let Some(server) = metrics_server {
+        server.abort();
+    }
     if let Some(relay) = relay {
         relay.stop().await;
     }

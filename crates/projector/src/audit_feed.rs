@@ -1,0 +1,35 @@
+//! The `audit_feed` read model (`projections/audit_feed.sql`): one row per event — who
+//! (actor), which request, what (stream, event type), when — from the clear metadata
+//! only. It never reads the payload, so it holds no PHI and is the same after an erasure.
+
+use carelog_store::{Opened, StoredEvent};
+use sqlx::PgConnection;
+
+use crate::{ApplyError, BoxFuture, Projection};
+
+/// The projection feeding `audit_feed`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AuditFeed;
+
+impl AuditFeed {
+    /// Its name (checkpoint row, consumer `<prefix>proj_audit_feed`).
+    pub const NAME: &'static str = "audit_feed";
+}
+
+impl Projection for AuditFeed {
+    fn name(&self) -> &str {
+        Self::NAME
+    }
+
+    fn apply<'a>(
+        &'a self,
+        tx: &'a mut PgConnection,
+        event: &'a StoredEvent,
+        _opened: &'a Opened,
+    ) -> BoxFuture<'a, Result<(), ApplyError>> {
+        Box::pin(async move {
+            carelog_store::projector::audit_feed_apply(tx, event).await?;
+            Ok(())
+        })
+    }
+}

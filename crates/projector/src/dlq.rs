@@ -1,0 +1,245 @@
+//! The dead-letter queue of the projections (`dlq_entries`): what the admin API and the
+//! CLI list, retry and discard.
+//!
+//! - [`retry`]: re-applies the failed event, then the events of its stream waiting behind
+//!   it, in position order, in one transaction that deletes their entries. When the
+//!   failed event fails again, only its entry changes (attempts + 1, error, time).
+//! - [`discard`]: deletes the failed entry (the event is never applied) and releases the
+//!   waiting ones as [`retry`] does after a success.
+//!
+//! Both are commands: in the same transaction they append `DlqEntryRetried` /
+//! `DlqEntryDiscarded` (schemas/v1) to the operations stream with the caller's
+//! [`Metadata`] (who, which request, which command). Payloads hold no PHI: projection,
+//! event id, position.
+//!
+//! When a waiting event fails while being released, it becomes its stream's failed entry
+//! (attempts 1, its error) and the later ones keep waiting behind it; the events before
+//! it stay applied.
+
+use carelog_domain::operations::operations_stream;
+use carelog_domain::{EventId, EventType, Metadata, NewEvent, SchemaVersion, SubjectId};
+use carelog_store::projector::{self as pstore, DlqEntry, DlqStatus};
+use carelog_store::{AppendError, AppendRequest, EventStore, Expected, StoreError};
+use serde_json::json;
+use sqlx::{Acquire, PgConnection, PgPool};
+use uuid::Uuid;
+
+use crate::{ApplyError, Projection};
+
+/// Why a DLQ operation did nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum DlqError {
+    /// No entry with this id.
+    #[error("no dead letter with this id")]
+    NotFound,
+    /// The entry belongs to another projection than the one given.
+    #[error("this dead letter belongs to projection {0}")]
+    WrongProjection(String),
+    /// The entry is waiting behind a failed one: retry or discard that one.
+    #[error("this event waits behind its stream's failed event; retry or discard that one")]
+    NotFailed,
+    /// The retried event failed again (its entry records the attempt).
+    #[error("the event still cannot be applied: {0}")]
+    StillFailing(ApplyError),
+    /// PostgreSQL failed while applying (nothing changed; try again).
+    #[error("{0}")]
+    Unavailable(ApplyError),
+    /// The event of the entry is not in the log.
+    #[error("the event of this dead letter is not in the log")]
+    EventMissing,
+    /// PostgreSQL failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The audit event could not be appended (nothing changed).
+    #[error(transparent)]
+    Append(#[from] AppendError),
+}
+
+impl From<sqlx::Error> for DlqError {
+    fn from(e: sqlx::Error) -> Self {
+        DlqError::Store(StoreError::Database(e))
+    }
+}
+
+/// What a retry or discard did to the stream's waiting events.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Released {
+    /// Waiting events applied (and their entries deleted), in position order.
+    pub applied: usize,
+    /// The waiting event that failed in turn and is now the stream's failed entry.
+    pub failed: Option<Uuid>,
+    /// The event appended to the operations stream.
+    pub audit_event: EventId,
+}
+
+/// Dead letters of `projection` (or of every projection), in position order.
+pub async fn list(pool: &PgPool, projection: Option<&str>) -> Result<Vec<DlqEntry>, StoreError> {
+    pstore::dlq_list(pool, projection).await
+}
+
+/// How many events are set aside (failed and waiting), every projection together.
+pub async fn depth(pool: &PgPool) -> Result<i64, StoreError> {
+    pstore::dlq_depth(pool).await
+}
+
+/// Re-applies the failed event `id`, then its stream's waiting events; see the module
+/// documentation.
+pub async fn retry(
+    pool: &PgPool,
+    store: &EventStore,
+    projection: &dyn Projection,
+    id: Uuid,
+    metadata: Metadata,
+) -> Result<Released, DlqError> {
+    let name = projection.name();
+    let mut tx = pool.begin().await?;
+    let entry = take_failed(&mut tx, name, id).await?;
+    let event = pstore::read_event(&mut *tx, entry.event_id)
+        .await?
+        .ok_or(DlqError::EventMissing)?;
+    if let Err(error) = apply_in_savepoint(&mut tx, store, projection, &event).await? {
+        tx.rollback().await?;
+        pstore::dlq_failed_again(pool, id, error.message()).await?;
+        return Err(DlqError::StillFailing(error));
+    }
+    pstore::dlq_delete(&mut tx, id).await?;
+    let (applied, failed) = release(&mut tx, store, projection, &entry.stream_id).await?;
+    let audit_event = audit(&mut tx, store, "DlqEntryRetried", &entry, metadata).await?;
+    tx.commit().await?;
+    Ok(Released {
+        applied,
+        failed,
+        audit_event,
+    })
+}
+
+/// Deletes the failed entry `id` without applying its event, then releases its stream's
+/// waiting events; see the module documentation.
+pub async fn discard(
+    pool: &PgPool,
+    store: &EventStore,
+    projection: &dyn Projection,
+    id: Uuid,
+    metadata: Metadata,
+) -> Result<Released, DlqError> {
+    let name = projection.name();
+    let mut tx = pool.begin().await?;
+    let entry = take_failed(&mut tx, name, id).await?;
+    pstore::dlq_delete(&mut tx, id).await?;
+    let (applied, failed) = release(&mut tx, store, projection, &entry.stream_id).await?;
+    let audit_event = audit(&mut tx, store, "DlqEntryDiscarded", &entry, metadata).await?;
+    tx.commit().await?;
+    Ok(Released {
+        applied,
+        failed,
+        audit_event,
+    })
+}
+
+/// Locks the projection (against its runtime's batches) and the entry; checks it is a
+/// failed entry of `name`.
+async fn take_failed(tx: &mut PgConnection, name: &str, id: Uuid) -> Result<DlqEntry, DlqError> {
+    pstore::lock(tx, name).await?;
+    let entry = pstore::dlq_get(tx, id).await?.ok_or(DlqError::NotFound)?;
+    if entry.projection != name {
+        return Err(DlqError::WrongProjection(entry.projection));
+    }
+    if entry.status != DlqStatus::Failed {
+        return Err(DlqError::NotFailed);
+    }
+    Ok(entry)
+}
+
+/// Applies `event` in a savepoint of `tx`: a failure of the projection rolls back only
+/// what it did.
+async fn apply_in_savepoint(
+    tx: &mut PgConnection,
+    store: &EventStore,
+    projection: &dyn Projection,
+    event: &carelog_store::StoredEvent,
+) -> Result<Result<(), ApplyError>, DlqError> {
+    let opened = match store.open(event).await {
+        Ok(o) => o,
+        Err(StoreError::Database(e)) => return Err(e.into()),
+        Err(e) => return Ok(Err(ApplyError::from(e))),
+    };
+    let mut sp = tx.begin().await?;
+    match projection.apply(&mut sp, event, &opened).await {
+        Ok(()) => {
+            sp.commit().await?;
+            Ok(Ok(()))
+        }
+        Err(error) if error.is_transient() => Err(DlqError::Unavailable(error)),
+        Err(error) => {
+            sp.rollback().await?;
+            Ok(Err(error))
+        }
+    }
+}
+
+/// Applies the waiting events of `stream_id` in position order and deletes their
+/// entries, until one fails (it becomes the failed entry).
+async fn release(
+    tx: &mut PgConnection,
+    store: &EventStore,
+    projection: &dyn Projection,
+    stream_id: &str,
+) -> Result<(usize, Option<Uuid>), DlqError> {
+    let waiting = pstore::dlq_waiting(tx, projection.name(), stream_id).await?;
+    let mut applied = 0;
+    for entry in waiting {
+        let event = pstore::read_event(&mut *tx, entry.event_id)
+            .await?
+            .ok_or(DlqError::EventMissing)?;
+        match apply_in_savepoint(tx, store, projection, &event).await? {
+            Ok(()) => {
+                pstore::dlq_delete(tx, entry.id).await?;
+                applied += 1;
+            }
+            Err(error) => {
+                pstore::dlq_failed_again(&mut *tx, entry.id, error.message()).await?;
+                return Ok((applied, Some(entry.id)));
+            }
+        }
+    }
+    Ok((applied, None))
+}
+
+/// Appends the audit event of a retry or discard to the operations stream, in `tx`.
+async fn audit(
+    tx: &mut PgConnection,
+    store: &EventStore,
+    event_type: &str,
+    entry: &DlqEntry,
+    metadata: Metadata,
+) -> Result<EventId, DlqError> {
+    let event = dlq_event(event_type, entry, metadata);
+    let id = event.event_id;
+    store
+        .append_in_tx(
+            tx,
+            AppendRequest {
+                stream: operations_stream(),
+                expected: Expected::Any,
+                events: vec![event],
+            },
+        )
+        .await?;
+    Ok(id)
+}
+
+/// `DlqEntryRetried` / `DlqEntryDiscarded` (schemas/v1): no PHI.
+fn dlq_event(event_type: &str, entry: &DlqEntry, metadata: Metadata) -> NewEvent {
+    NewEvent {
+        event_id: EventId::new_v7(),
+        event_type: EventType::try_from(event_type).expect("valid event type"),
+        schema_version: SchemaVersion(1),
+        subject: SubjectId::system(),
+        payload: json!({
+            "projection": entry.projection,
+            "event_id": entry.event_id.0,
+            "position": entry.position.0,
+        }),
+        metadata,
+    }
+}

@@ -1,0 +1,167 @@
+//! carelog's projectors: each projection is applied by a durable JetStream pull consumer
+//! (`<prefix>proj_<name>` on `<prefix>EVENTS`), batch by batch, in one PostgreSQL
+//! transaction together with its checkpoint (DESIGN.md invariant 7), and the events it
+//! cannot apply go to a dead-letter queue while the other streams keep flowing
+//! (invariant 8).
+//!
+//! What it owns:
+//! - [`Projection`]: what a read model implements (`name`, `apply`).
+//! - [`Projector`]: the runtime of one projection ([`runtime`] documents the algorithm).
+//! - [`dlq`]: listing, retrying and discarding dead letters (audited by events).
+//! - [`audit_feed`]: the `audit_feed` read model (`projections/audit_feed.sql`).
+//!
+//! What it must not do: write SQL of its own (every statement is a carelog-store function
+//! over `crates/store/sql/` or `projections/`), or store PHI in an error.
+
+pub mod audit_feed;
+pub mod dlq;
+pub mod runtime;
+
+use std::future::Future;
+use std::pin::Pin;
+
+use carelog_store::{Opened, StoreError, StoredEvent};
+use sqlx::PgConnection;
+
+pub use audit_feed::AuditFeed;
+pub use dlq::DlqError;
+pub use runtime::{Projector, ProjectorConfig};
+
+/// A boxed future, for the object-safe [`Projection::apply`].
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Why a projection could not apply an event.
+///
+/// Its message is stored in `dlq_entries.error` and shown by the admin API, so it must
+/// carry **no PHI**: the projection decides the message, and must name what failed (an
+/// event type, a constraint, a SQLSTATE), never a payload value. [`ApplyError::database`]
+/// keeps only the SQLSTATE and the constraint of a database error, never its message or
+/// detail (which can quote values).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct ApplyError {
+    message: String,
+    transient: bool,
+}
+
+impl ApplyError {
+    /// An error with `message`, which must carry no PHI.
+    pub fn new(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            transient: false,
+        }
+    }
+
+    /// An error of the infrastructure (PostgreSQL unreachable, pool exhausted), not of
+    /// the event: the runtime retries it for ever without counting attempts, and never
+    /// dead-letters an event for it.
+    pub fn transient(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            transient: true,
+        }
+    }
+
+    /// Whether this is an infrastructure failure ([`ApplyError::transient`]).
+    pub fn is_transient(&self) -> bool {
+        self.transient
+    }
+
+    /// A database error, reduced to its SQLSTATE and constraint (no values). An error
+    /// the server did not answer with (connection, pool, protocol) is transient.
+    pub fn database(e: &sqlx::Error) -> Self {
+        match e.as_database_error() {
+            Some(db) => {
+                let code = db.code().map(|c| c.into_owned()).unwrap_or_default();
+                Self::new(match db.constraint() {
+                    Some(c) => format!("database error SQLSTATE {code} on constraint {c}"),
+                    None => format!("database error SQLSTATE {code}"),
+                })
+            }
+            None => Self::transient("database unavailable"),
+        }
+    }
+
+    /// The message (no PHI).
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+impl From<sqlx::Error> for ApplyError {
+    fn from(e: sqlx::Error) -> Self {
+        Self::database(&e)
+    }
+}
+
+impl From<StoreError> for ApplyError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Database(e) => Self::database(&e),
+            // The store's messages carry no PHI (crates/store/src/error.rs).
+            other => Self::new(other.to_string()),
+        }
+    }
+}
+
+/// A read model fed by the event log.
+///
+/// `apply` runs inside the projector's transaction (`tx`), which also advances the
+/// checkpoint: it must only write through `tx`, and must be idempotent per event only
+/// in the sense that rebuilding from position 0 reaches the same state (the runtime never
+/// applies an event twice). `opened` is the payload opened with the subject's data key,
+/// or [`Opened::Erased`] after an erasure — the projection decides what that means
+/// (typically: keep the clear facts, forget the personal data).
+///
+/// Implementations are object-safe through [`BoxFuture`]:
+///
+/// ```ignore
+/// fn apply<'a>(&'a self, tx: &'a mut PgConnection, event: &'a StoredEvent, opened: &'a Opened)
+///     -> BoxFuture<'a, Result<(), ApplyError>> {
+///     Box::pin(async move { /* ... */ Ok(()) })
+/// }
+/// ```
+pub trait Projection: Send + Sync {
+    /// Its name: lowercase letters, digits and `_` (it names the checkpoint row, the
+    /// durable consumer and the dead letters).
+    fn name(&self) -> &str;
+
+    /// Applies one event within `tx`.
+    fn apply<'a>(
+        &'a self,
+        tx: &'a mut PgConnection,
+        event: &'a StoredEvent,
+        opened: &'a Opened,
+    ) -> BoxFuture<'a, Result<(), ApplyError>>;
+}
+
+/// Whether `name` is usable as a projection name (`[a-z0-9_]{1,64}`).
+pub fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_consumer_name_tokens() {
+        assert!(valid_name("audit_feed"));
+        for bad in ["", "a.b", "A", "a b", "a>", &"x".repeat(65)] {
+            assert!(!valid_name(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn database_errors_keep_no_values() {
+        let e = ApplyError::from(sqlx::Error::PoolTimedOut);
+        assert_eq!(e.message(), "database unavailable");
+        assert!(e.is_transient());
+        assert!(!ApplyError::new("x").is_transient());
+    }
+}

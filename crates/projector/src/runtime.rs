@@ -1,0 +1,478 @@
+//! The runtime of one projection.
+//!
+//! A [`Projector`] owns the durable pull consumer `<prefix>proj_<name>` on
+//! `<prefix>EVENTS` (explicit acks, delivers everything from the start; created
+//! idempotently) and loops:
+//!
+//! 1. takes the messages that are ready (up to [`ProjectorConfig::batch`]) and decodes
+//!    each ([`carelog_bus::decode`]);
+//! 2. acknowledges, without applying, every event at or below the checkpoint (a
+//!    redelivery, or a duplicate the relay re-published outside the duplicate window);
+//! 3. applies the others in ONE PostgreSQL transaction that also advances the
+//!    checkpoint; commits; THEN acknowledges them. A crash before the commit applies
+//!    nothing (NATS redelivers); a crash after it re-delivers events that step 2 skips:
+//!    never skipped, never applied twice (DESIGN.md invariant 7);
+//! 4. when an event fails: rolls back, commits and acknowledges the events before it,
+//!    retries the failing one alone with exponential backoff and jitter, up to
+//!    [`ProjectorConfig::max_attempts`] attempts in all; then records it as a `failed`
+//!    dead letter in the transaction that moves the checkpoint past it, acknowledges it
+//!    and goes on (DESIGN.md invariant 8);
+//! 5. an event of a stream that has dead letters is not applied: it is parked as a
+//!    `waiting` dead letter (in the batch's transaction), so no stream is ever applied
+//!    out of order while the other streams flow. [`crate::dlq`] releases them.
+//!
+//! Order: events are applied in stream-sequence order. The runtime tracks the last
+//! stream sequence it handled (starting at the consumer's acknowledgement floor); a
+//! message past a gap (an earlier one was delivered to a connection that died, and is
+//! redelivered only after `ack_wait`) is nak'ed with a delay instead of being applied
+//! before it.
+//!
+//! Failures of PostgreSQL or NATS themselves (not of the projection, including an
+//! [`ApplyError::is_transient`] one) never produce dead letters: the runtime logs them,
+//! waits (backoff), and starts over from the checkpoint and the consumer's
+//! acknowledgement floor; NATS redelivers what was not acknowledged after `ack_wait`.
+//!
+//! One projector per projection and prefix should run at a time (a durable consumer
+//! shared by two would split the stream); batches and DLQ operations are serialised by a
+//! transaction advisory lock on the projection.
+
+use std::future::Future;
+use std::time::Duration;
+
+use async_nats::jetstream::{self, consumer, AckKind};
+use backon::{BackoffBuilder, ExponentialBuilder};
+use carelog_bus::BusConfig;
+use carelog_domain::Position;
+use carelog_store::projector::{self as pstore, DlqStatus, NewDlqEntry};
+use carelog_store::{EventStore, StoreError, StoredEvent};
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use sqlx::PgPool;
+
+use crate::{valid_name, ApplyError, Projection};
+
+/// How a projector paces itself.
+#[derive(Debug, Clone)]
+pub struct ProjectorConfig {
+    /// Most events applied in one transaction.
+    pub batch: usize,
+    /// Attempts at an event before it goes to the DLQ (the first one included).
+    pub max_attempts: u32,
+    /// First retry delay (then doubled, with jitter).
+    pub min_backoff: Duration,
+    /// Longest retry delay.
+    pub max_backoff: Duration,
+    /// The consumer's `ack_wait`: how long NATS waits for an acknowledgement before it
+    /// redelivers (only set when the consumer is created).
+    pub ack_wait: Duration,
+    /// How long a message delivered past a gap is held back before NATS offers it again.
+    pub gap_delay: Duration,
+    /// FOR TESTS ONLY: stop [`Projector::run`] right after the first commit, before the
+    /// acknowledgements, as a crash there would.
+    pub fail_after_commit: bool,
+}
+
+impl Default for ProjectorConfig {
+    fn default() -> Self {
+        Self {
+            batch: 100,
+            max_attempts: 5,
+            min_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(5),
+            ack_wait: Duration::from_secs(30),
+            gap_delay: Duration::from_millis(500),
+            fail_after_commit: false,
+        }
+    }
+}
+
+/// A projector that cannot be built.
+#[derive(Debug, thiserror::Error)]
+pub enum ProjectorError {
+    /// The projection's name is not `[a-z0-9_]{1,64}`.
+    #[error("projection name must be 1 to 64 lowercase letters, digits or `_`")]
+    BadName,
+    /// The bus prefix or replicas are refused.
+    #[error(transparent)]
+    Bus(#[from] carelog_bus::ConfigError),
+}
+
+/// Why a session of the loop ended.
+#[derive(Debug, thiserror::Error)]
+enum SessionEnd {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("NATS: {0}")]
+    Nats(String),
+    #[error("the message stream ended")]
+    StreamEnded,
+    #[error("{0}")]
+    Transient(ApplyError),
+    /// The test hook [`ProjectorConfig::fail_after_commit`].
+    #[error("stopped after commit (test hook)")]
+    CrashHook,
+}
+
+impl From<sqlx::Error> for SessionEnd {
+    fn from(e: sqlx::Error) -> Self {
+        SessionEnd::Store(StoreError::Database(e))
+    }
+}
+
+/// One message ready to be applied.
+struct Item {
+    event: StoredEvent,
+    msg: jetstream::Message,
+}
+
+enum Outcome {
+    Applied,
+    Failed { index: usize, error: ApplyError },
+}
+
+/// The runtime of one projection; see the module documentation.
+pub struct Projector {
+    pool: PgPool,
+    store: EventStore,
+    js: jetstream::Context,
+    bus: BusConfig,
+    projection: Box<dyn Projection>,
+    cfg: ProjectorConfig,
+}
+
+impl std::fmt::Debug for Projector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Projector")
+            .field("projection", &self.projection.name())
+            .field("bus", &self.bus)
+            .field("cfg", &self.cfg)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Projector {
+    /// A projector of `projection` reading `<prefix>EVENTS` through `client`.
+    pub fn new(
+        pool: PgPool,
+        store: EventStore,
+        client: async_nats::Client,
+        bus: BusConfig,
+        projection: Box<dyn Projection>,
+        cfg: ProjectorConfig,
+    ) -> Result<Self, ProjectorError> {
+        bus.validate()?;
+        if !valid_name(projection.name()) {
+            return Err(ProjectorError::BadName);
+        }
+        Ok(Self {
+            pool,
+            store,
+            js: jetstream::new(client),
+            bus,
+            projection,
+            cfg,
+        })
+    }
+
+    /// The durable consumer's name, `<prefix>proj_<name>`.
+    pub fn consumer_name(&self) -> String {
+        format!("{}proj_{}", self.bus.prefix, self.projection.name())
+    }
+
+    /// Runs until `shutdown` completes (or, in tests, the crash hook fires). Never returns
+    /// early otherwise: every failure of PostgreSQL or NATS is logged and retried.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) {
+        let name = self.projection.name().to_owned();
+        tokio::select! {
+            () = shutdown => {}
+            () = self.run_forever() => {}
+        }
+        tracing::info!(projection = %name, "projector stopped");
+    }
+
+    fn backoff(&self) -> impl Iterator<Item = Duration> {
+        ExponentialBuilder::default()
+            .with_min_delay(self.cfg.min_backoff)
+            .with_max_delay(self.cfg.max_backoff)
+            .with_jitter()
+            .without_max_times()
+            .build()
+    }
+
+    async fn run_forever(&self) {
+        let mut backoff = self.backoff();
+        loop {
+            match self.session().await {
+                Err(SessionEnd::CrashHook) => return,
+                Err(e) => {
+                    tracing::warn!(projection = %self.projection.name(), error = %e, "projector interrupted; starting over from its checkpoint");
+                }
+                Ok(()) => {}
+            }
+            tokio::time::sleep(backoff.next().unwrap_or(self.cfg.max_backoff)).await;
+        }
+    }
+
+    async fn consumer(&self) -> Result<consumer::Consumer<consumer::pull::Config>, SessionEnd> {
+        let nats = |e: &dyn std::fmt::Display| SessionEnd::Nats(e.to_string());
+        carelog_bus::ensure_streams(&self.js, &self.bus)
+            .await
+            .map_err(|e| nats(&e))?;
+        let stream = self
+            .js
+            .get_stream(self.bus.events_stream())
+            .await
+            .map_err(|e| nats(&e))?;
+        let name = self.consumer_name();
+        stream
+            .get_or_create_consumer(
+                &name,
+                consumer::pull::Config {
+                    durable_name: Some(name.clone()),
+                    description: Some(format!("carelog projection {}", self.projection.name())),
+                    ack_policy: consumer::AckPolicy::Explicit,
+                    deliver_policy: consumer::DeliverPolicy::All,
+                    ack_wait: self.cfg.ack_wait,
+                    max_deliver: -1,
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(|e| nats(&e))
+    }
+
+    /// One session: from the checkpoint and the consumer's acknowledgement floor until
+    /// an error.
+    async fn session(&self) -> Result<(), SessionEnd> {
+        let name = self.projection.name();
+        let mut consumer = self.consumer().await?;
+        let info = consumer
+            .info()
+            .await
+            .map_err(|e| SessionEnd::Nats(e.to_string()))?;
+        // The last stream sequence handled: the acknowledgement floor, or just before the
+        // stream's first message for a new consumer.
+        let mut last_seq = if info.ack_floor.stream_sequence > 0 {
+            info.ack_floor.stream_sequence
+        } else {
+            let mut stream = self
+                .js
+                .get_stream(self.bus.events_stream())
+                .await
+                .map_err(|e| SessionEnd::Nats(e.to_string()))?;
+            let state = &stream
+                .info()
+                .await
+                .map_err(|e| SessionEnd::Nats(e.to_string()))?
+                .state;
+            state.first_sequence.saturating_sub(1)
+        };
+        let mut checkpoint = pstore::checkpoint(&self.pool, name).await?;
+        let messages = consumer
+            .messages()
+            .await
+            .map_err(|e| SessionEnd::Nats(e.to_string()))?;
+        let mut chunks = messages.ready_chunks(self.cfg.batch.max(1));
+        tracing::info!(projection = %name, checkpoint = checkpoint.0, "projector running");
+        while let Some(chunk) = chunks.next().await {
+            let mut items = Vec::with_capacity(chunk.len());
+            let mut held_back = false;
+            for msg in chunk {
+                let msg = match msg {
+                    Ok(m) => m,
+                    Err(e) => {
+                        tracing::warn!(projection = %name, error = %e, "projector cannot receive from JetStream; waiting");
+                        continue;
+                    }
+                };
+                let seq = match msg.info() {
+                    Ok(i) => i.stream_sequence,
+                    Err(_) => continue, // not a JetStream message
+                };
+                if held_back || seq > last_seq + 1 {
+                    // An earlier message is missing: keep this one for after it.
+                    held_back = true;
+                    let _ = msg.ack_with(AckKind::Nak(Some(self.cfg.gap_delay))).await;
+                    continue;
+                }
+                if seq <= last_seq {
+                    // Handled already (its acknowledgement was lost).
+                    let _ = msg.ack().await;
+                    continue;
+                }
+                last_seq = seq;
+                let event = match carelog_bus::decode(&msg.payload) {
+                    Ok(e) => e,
+                    Err(e) => {
+                        tracing::error!(projection = %name, stream_sequence = seq, error = %e, "not a carelog event on the events stream; terminated");
+                        let _ = msg.ack_with(AckKind::Term).await;
+                        continue;
+                    }
+                };
+                if event.position <= checkpoint {
+                    let _ = msg.ack().await;
+                    continue;
+                }
+                items.push(Item { event, msg });
+            }
+            if let Some(last) = items.last() {
+                let to = last.event.position;
+                self.process(&items).await?;
+                checkpoint = checkpoint.max(to);
+            }
+        }
+        Err(SessionEnd::StreamEnded)
+    }
+
+    /// Applies `items` (see the module documentation, steps 3 to 5).
+    async fn process(&self, items: &[Item]) -> Result<(), SessionEnd> {
+        let mut start = 0;
+        let mut attempts = 0u32;
+        let mut first_failed_at: Option<DateTime<Utc>> = None;
+        let mut backoff = self.backoff();
+        while start < items.len() {
+            let end = if attempts > 0 { start + 1 } else { items.len() };
+            match self.try_apply(&items[start..end]).await? {
+                Outcome::Applied => {
+                    ack(&items[start..end]).await;
+                    start = end;
+                    attempts = 0;
+                    first_failed_at = None;
+                    backoff = self.backoff();
+                }
+                Outcome::Failed { index: 0, error } => {
+                    attempts += 1;
+                    let first = *first_failed_at.get_or_insert_with(Utc::now);
+                    let item = &items[start];
+                    if attempts >= self.cfg.max_attempts.max(1) {
+                        self.dead_letter(item, &error, attempts, first).await?;
+                        ack(std::slice::from_ref(item)).await;
+                        start += 1;
+                        attempts = 0;
+                        first_failed_at = None;
+                        backoff = self.backoff();
+                    } else {
+                        tracing::warn!(
+                            projection = %self.projection.name(),
+                            position = item.event.position.0,
+                            attempts,
+                            error = %error,
+                            "projection failed to apply an event; retrying"
+                        );
+                        tokio::time::sleep(backoff.next().unwrap_or(self.cfg.max_backoff)).await;
+                    }
+                }
+                Outcome::Failed { index, error } => {
+                    // Commit the events before the failing one, then retry it alone.
+                    if let Outcome::Applied = self.try_apply(&items[start..start + index]).await? {
+                        ack(&items[start..start + index]).await;
+                        start += index;
+                        attempts = 1;
+                        first_failed_at = Some(Utc::now());
+                        tracing::warn!(
+                            projection = %self.projection.name(),
+                            position = items[start].event.position.0,
+                            error = %error,
+                            "projection failed to apply an event; retrying"
+                        );
+                        tokio::time::sleep(backoff.next().unwrap_or(self.cfg.max_backoff)).await;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// One transaction: applies (or parks) `items` and advances the checkpoint to the
+    /// last; on the first failure of the projection, rolls back and says which.
+    async fn try_apply(&self, items: &[Item]) -> Result<Outcome, SessionEnd> {
+        let name = self.projection.name();
+        let mut tx = self.pool.begin().await?;
+        pstore::lock(&mut tx, name).await?;
+        for (index, item) in items.iter().enumerate() {
+            let event = &item.event;
+            let stream_id = event.header.stream_id.to_string();
+            if pstore::dlq_blocked(&mut tx, name, &stream_id).await? {
+                pstore::dlq_insert(
+                    &mut tx,
+                    NewDlqEntry {
+                        projection: name,
+                        event,
+                        status: DlqStatus::Waiting,
+                        error: None,
+                        attempts: 0,
+                        first_failed_at: None,
+                    },
+                )
+                .await?;
+                continue;
+            }
+            let applied = match self.store.open(event).await {
+                Ok(opened) => self.projection.apply(&mut tx, event, &opened).await,
+                Err(StoreError::Database(e)) => return Err(SessionEnd::Store(e.into())),
+                Err(e) => Err(ApplyError::from(e)),
+            };
+            if let Err(error) = applied {
+                tx.rollback().await?;
+                if error.is_transient() {
+                    return Err(SessionEnd::Transient(error));
+                }
+                return Ok(Outcome::Failed { index, error });
+            }
+        }
+        let last = items.last().map_or(Position(0), |i| i.event.position);
+        pstore::save_checkpoint(&mut tx, name, last).await?;
+        tx.commit().await?;
+        if self.cfg.fail_after_commit {
+            return Err(SessionEnd::CrashHook);
+        }
+        Ok(Outcome::Applied)
+    }
+
+    /// Records `item` as a failed dead letter and moves the checkpoint past it.
+    async fn dead_letter(
+        &self,
+        item: &Item,
+        error: &ApplyError,
+        attempts: u32,
+        first_failed_at: DateTime<Utc>,
+    ) -> Result<(), SessionEnd> {
+        let name = self.projection.name();
+        let event = &item.event;
+        tracing::error!(
+            projection = %name,
+            position = event.position.0,
+            event_id = %event.header.event_id.0,
+            attempts,
+            error = %error,
+            "projection cannot apply an event; sent to the DLQ (its stream waits behind it)"
+        );
+        let mut tx = self.pool.begin().await?;
+        pstore::lock(&mut tx, name).await?;
+        pstore::dlq_insert(
+            &mut tx,
+            NewDlqEntry {
+                projection: name,
+                event,
+                status: DlqStatus::Failed,
+                error: Some(error.message()),
+                attempts: i32::try_from(attempts).unwrap_or(i32::MAX),
+                first_failed_at: Some(first_failed_at),
+            },
+        )
+        .await?;
+        pstore::save_checkpoint(&mut tx, name, event.position).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+/// Acknowledges `items` (after their commit). A lost acknowledgement only means a
+/// redelivery, which the checkpoint skips.
+async fn ack(items: &[Item]) {
+    for item in items {
+        if let Err(e) = item.msg.ack().await {
+            tracing::debug!(error = %e, "acknowledgement not sent; the redelivery will be skipped");
+        }
+    }
+}

@@ -1,0 +1,2 @@
+-- How many events are set aside (failed and waiting).
+SELECT count(*) FROM dlq_entries

@@ -1,0 +1,289 @@
+//! What projectors (crates/projector) keep in PostgreSQL: each projection's checkpoint,
+//! its dead-letter queue (`dlq_entries`), and the SQL of the read models that ship with
+//! carelog (`projections/`).
+//!
+//! Every function that changes state takes the caller's transaction: a projector writes
+//! its read-model rows, its dead letters and its checkpoint in one transaction
+//! (DESIGN.md invariants 7 and 8). [`lock`] serialises a projection's batches with the
+//! retries and discards of its dead letters.
+//!
+//! `dlq_entries.error` is stored as given: callers pass the projection's own message,
+//! which must carry no PHI (see crates/projector `ApplyError`).
+
+use carelog_domain::{EventId, Position};
+use chrono::{DateTime, Utc};
+use sqlx::{PgConnection, PgExecutor};
+use uuid::Uuid;
+
+use crate::error::StoreError;
+use crate::read::{EventRow, StoredEvent};
+
+/// Whether a dead letter is the event that failed or one parked behind it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DlqStatus {
+    /// Could not be applied after the bounded attempts.
+    Failed,
+    /// A later event of the same stream, waiting for the failed one.
+    Waiting,
+}
+
+impl DlqStatus {
+    /// As stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DlqStatus::Failed => "failed",
+            DlqStatus::Waiting => "waiting",
+        }
+    }
+}
+
+/// One row of `dlq_entries`. No PHI: ids, positions and the projection's error text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DlqEntry {
+    /// The entry's id (what the admin API and CLI name).
+    pub id: Uuid,
+    /// The projection that set the event aside.
+    pub projection: String,
+    /// The event's stream, `<stream type>-<uuid>`.
+    pub stream_id: String,
+    /// The event.
+    pub event_id: EventId,
+    /// Its global position.
+    pub position: Position,
+    /// Why it failed (`None` for a waiting event).
+    pub error: Option<String>,
+    /// Attempts made (0 for a waiting event).
+    pub attempts: i32,
+    /// First failure.
+    pub first_failed_at: Option<DateTime<Utc>>,
+    /// Latest failure.
+    pub last_failed_at: Option<DateTime<Utc>>,
+    /// Failed or waiting.
+    pub status: DlqStatus,
+}
+
+#[derive(sqlx::FromRow)]
+struct DlqRow {
+    id: Uuid,
+    projection: String,
+    stream_id: String,
+    event_id: Uuid,
+    position: i64,
+    error: Option<String>,
+    attempts: i32,
+    first_failed_at: Option<DateTime<Utc>>,
+    last_failed_at: Option<DateTime<Utc>>,
+    status: String,
+}
+
+impl DlqRow {
+    fn decode(self) -> Result<DlqEntry, StoreError> {
+        let status = match self.status.as_str() {
+            "failed" => DlqStatus::Failed,
+            "waiting" => DlqStatus::Waiting,
+            _ => {
+                return Err(StoreError::Corrupt {
+                    position: self.position,
+                    what: "dlq status",
+                })
+            }
+        };
+        Ok(DlqEntry {
+            id: self.id,
+            projection: self.projection,
+            stream_id: self.stream_id,
+            event_id: EventId(self.event_id),
+            position: Position(self.position),
+            error: self.error,
+            attempts: self.attempts,
+            first_failed_at: self.first_failed_at,
+            last_failed_at: self.last_failed_at,
+            status,
+        })
+    }
+}
+
+/// A new dead letter.
+#[derive(Debug, Clone)]
+pub struct NewDlqEntry<'a> {
+    /// The projection.
+    pub projection: &'a str,
+    /// The event set aside.
+    pub event: &'a StoredEvent,
+    /// Failed or waiting.
+    pub status: DlqStatus,
+    /// The projection's error (no PHI); `None` for a waiting event.
+    pub error: Option<&'a str>,
+    /// Attempts made.
+    pub attempts: i32,
+    /// First failure (`None` for a waiting event).
+    pub first_failed_at: Option<DateTime<Utc>>,
+}
+
+/// Takes the projection's transaction lock (until commit or rollback).
+pub async fn lock(tx: &mut PgConnection, projection: &str) -> Result<(), StoreError> {
+    sqlx::query(include_str!("../sql/projector_lock.sql"))
+        .bind(projection)
+        .execute(tx)
+        .await?;
+    Ok(())
+}
+
+/// The projection's checkpoint (0 before its first commit).
+pub async fn checkpoint(db: impl PgExecutor<'_>, projection: &str) -> Result<Position, StoreError> {
+    let pos: Option<i64> = sqlx::query_scalar(include_str!("../sql/projector_checkpoint_get.sql"))
+        .bind(projection)
+        .fetch_optional(db)
+        .await?;
+    Ok(Position(pos.unwrap_or(0)))
+}
+
+/// Moves the checkpoint forward to `position` (never backwards), in `tx`.
+pub async fn save_checkpoint(
+    tx: &mut PgConnection,
+    projection: &str,
+    position: Position,
+) -> Result<(), StoreError> {
+    sqlx::query(include_str!("../sql/projector_checkpoint_set.sql"))
+        .bind(projection)
+        .bind(position.0)
+        .execute(tx)
+        .await?;
+    Ok(())
+}
+
+/// Whether `stream_id` has dead letters in `projection` (its events must wait).
+pub async fn dlq_blocked(
+    tx: &mut PgConnection,
+    projection: &str,
+    stream_id: &str,
+) -> Result<bool, StoreError> {
+    let blocked: bool = sqlx::query_scalar(include_str!("../sql/projector_dlq_blocked.sql"))
+        .bind(projection)
+        .bind(stream_id)
+        .fetch_one(tx)
+        .await?;
+    Ok(blocked)
+}
+
+/// Records a dead letter in `tx` (once per projection and event).
+pub async fn dlq_insert(tx: &mut PgConnection, entry: NewDlqEntry<'_>) -> Result<(), StoreError> {
+    let failed = entry.status == DlqStatus::Failed;
+    sqlx::query(include_str!("../sql/projector_dlq_insert.sql"))
+        .bind(Uuid::now_v7())
+        .bind(entry.projection)
+        .bind(entry.event.header.stream_id.to_string())
+        .bind(entry.event.header.event_id.0)
+        .bind(entry.event.position.0)
+        .bind(entry.error)
+        .bind(entry.attempts)
+        .bind(entry.first_failed_at)
+        .bind(failed.then(Utc::now))
+        .bind(entry.status.as_str())
+        .execute(tx)
+        .await?;
+    Ok(())
+}
+
+/// Dead letters of `projection` (or of all), in projection and position order.
+pub async fn dlq_list(
+    db: impl PgExecutor<'_>,
+    projection: Option<&str>,
+) -> Result<Vec<DlqEntry>, StoreError> {
+    let rows = sqlx::query_as::<_, DlqRow>(include_str!("../sql/projector_dlq_list.sql"))
+        .bind(projection)
+        .fetch_all(db)
+        .await?;
+    rows.into_iter().map(DlqRow::decode).collect()
+}
+
+/// How many events are set aside, failed and waiting.
+pub async fn dlq_depth(db: impl PgExecutor<'_>) -> Result<i64, StoreError> {
+    Ok(
+        sqlx::query_scalar(include_str!("../sql/projector_dlq_depth.sql"))
+            .fetch_one(db)
+            .await?,
+    )
+}
+
+/// One dead letter, locked until the end of `tx`.
+pub async fn dlq_get(tx: &mut PgConnection, id: Uuid) -> Result<Option<DlqEntry>, StoreError> {
+    sqlx::query_as::<_, DlqRow>(include_str!("../sql/projector_dlq_get.sql"))
+        .bind(id)
+        .fetch_optional(tx)
+        .await?
+        .map(DlqRow::decode)
+        .transpose()
+}
+
+/// The events waiting behind a stream's failed event, in position order, locked.
+pub async fn dlq_waiting(
+    tx: &mut PgConnection,
+    projection: &str,
+    stream_id: &str,
+) -> Result<Vec<DlqEntry>, StoreError> {
+    let rows = sqlx::query_as::<_, DlqRow>(include_str!("../sql/projector_dlq_waiting.sql"))
+        .bind(projection)
+        .bind(stream_id)
+        .fetch_all(tx)
+        .await?;
+    rows.into_iter().map(DlqRow::decode).collect()
+}
+
+/// Removes a dead letter (applied or discarded).
+pub async fn dlq_delete(tx: &mut PgConnection, id: Uuid) -> Result<(), StoreError> {
+    sqlx::query(include_str!("../sql/projector_dlq_delete.sql"))
+        .bind(id)
+        .execute(tx)
+        .await?;
+    Ok(())
+}
+
+/// A retry failed again: one more attempt, the new error (no PHI), now; the entry
+/// becomes (or stays) the stream's failed event.
+pub async fn dlq_failed_again(
+    db: impl PgExecutor<'_>,
+    id: Uuid,
+    error: &str,
+) -> Result<(), StoreError> {
+    sqlx::query(include_str!("../sql/projector_dlq_failed_again.sql"))
+        .bind(id)
+        .bind(error)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+/// The event with id `event_id`, read back from the log.
+pub async fn read_event(
+    db: impl PgExecutor<'_>,
+    event_id: EventId,
+) -> Result<Option<StoredEvent>, StoreError> {
+    sqlx::query_as::<_, EventRow>(include_str!("../sql/projector_read_event.sql"))
+        .bind(event_id.0)
+        .fetch_optional(db)
+        .await?
+        .map(EventRow::decode)
+        .transpose()
+}
+
+/// Applies `event` to the `audit_feed` read model (`projections/audit_feed_apply.sql`):
+/// clear metadata only, idempotent.
+pub async fn audit_feed_apply(
+    tx: &mut PgConnection,
+    event: &StoredEvent,
+) -> Result<(), StoreError> {
+    let h = &event.header;
+    sqlx::query(include_str!("../../../projections/audit_feed_apply.sql"))
+        .bind(event.position.0)
+        .bind(h.event_id.0)
+        .bind(h.stream_id.to_string())
+        .bind(h.stream_id.stream_type().as_str())
+        .bind(h.event_type.as_str())
+        .bind(h.metadata.actor_id)
+        .bind(h.metadata.request_id.as_deref())
+        .bind(h.recorded_at)
+        .execute(tx)
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,477 @@
+//! Projectors (crates/projector): the relay publishes the log to JetStream, a projector
+//! applies it to a read model batch by batch with its checkpoint — exactly once through a
+//! crash between commit and acknowledgement — and sets poison events aside in the DLQ
+//! while the other streams flow.
+
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use carelog_bus::{BusConfig, Relay, RelayConfig};
+use carelog_domain::operations::operations_stream;
+use carelog_domain::{Metadata, Position, StreamId, StreamVersion};
+use carelog_projector::{
+    dlq, ApplyError, AuditFeed, BoxFuture, Projection, Projector, ProjectorConfig,
+};
+use carelog_store::projector::DlqStatus;
+use carelog_store::{EventStore, Expected, Opened, StoredEvent};
+use serde_json::json;
+use sqlx::PgConnection;
+use tokio::task::JoinHandle;
+use uuid::Uuid;
+
+use crate::support::nats::TestNats;
+use crate::support::{self, event, one, patient_stream, TestDb};
+
+/// Starts the relay of `nats`'s prefix, with quick retries.
+async fn spawn_relay(db: &TestDb, nats: &TestNats) -> JoinHandle<()> {
+    let mut cfg = RelayConfig::new(BusConfig::new(&nats.prefix, 1).unwrap());
+    cfg.standby_retry = Duration::from_millis(200);
+    cfg.min_backoff = Duration::from_millis(50);
+    cfg.max_backoff = Duration::from_millis(500);
+    let client = carelog_bus::connect(&nats.url).await.unwrap();
+    let relay = Relay::new(db.pool.clone(), client, cfg).unwrap();
+    tokio::spawn(relay.run(std::future::pending::<()>()))
+}
+
+/// A test's projector settings: short backoff, quick redelivery.
+fn projector_config() -> ProjectorConfig {
+    ProjectorConfig {
+        max_attempts: 3,
+        min_backoff: Duration::from_millis(10),
+        max_backoff: Duration::from_millis(50),
+        ack_wait: Duration::from_secs(1),
+        gap_delay: Duration::from_millis(100),
+        ..ProjectorConfig::default()
+    }
+}
+
+async fn spawn_projector(
+    db: &TestDb,
+    store: &EventStore,
+    nats: &TestNats,
+    projection: Box<dyn Projection>,
+    cfg: ProjectorConfig,
+) -> JoinHandle<()> {
+    let client = carelog_bus::connect(&nats.url).await.unwrap();
+    let projector = Projector::new(
+        db.pool.clone(),
+        store.clone(),
+        client,
+        BusConfig::new(&nats.prefix, 1).unwrap(),
+        projection,
+        cfg,
+    )
+    .unwrap();
+    tokio::spawn(projector.run(std::future::pending::<()>()))
+}
+
+/// Polls `check` until it holds or `within` passes.
+async fn eventually<F, Fut>(within: Duration, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = Instant::now() + within;
+    while !check().await {
+        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn wait_checkpoint(db: &TestDb, name: &str, at_least: Position) {
+    eventually(Duration::from_secs(60), "projection checkpoint", || async {
+        carelog_store::projector::checkpoint(&db.pool, name)
+            .await
+            .unwrap()
+            >= at_least
+    })
+    .await;
+}
+
+/// Appends `n` events to `stream` after version `from`; returns their positions.
+async fn append_n(store: &EventStore, stream: StreamId, from: i64, n: i64) -> Vec<Position> {
+    let mut out = Vec::new();
+    for v in from..from + n {
+        let ty = if v == 0 {
+            "PatientRegistered"
+        } else {
+            "PatientUpdated"
+        };
+        let done = store
+            .append(one(
+                stream,
+                Expected::Exact(StreamVersion(v)),
+                event(&stream, ty, json!({"n": v})),
+            ))
+            .await
+            .expect("append");
+        out.extend(done.positions);
+    }
+    out
+}
+
+/// A test projection: records every application in `probe_applied` (in application
+/// order), and fails for the streams in `poisoned`.
+#[derive(Clone)]
+struct Probe {
+    poisoned: Arc<Mutex<HashSet<String>>>,
+}
+
+impl Probe {
+    async fn new(db: &TestDb) -> Probe {
+        sqlx::query(
+            "CREATE TABLE probe_applied (seq bigserial PRIMARY KEY, position bigint NOT NULL, \
+             stream_id text NOT NULL)",
+        )
+        .execute(&db.pool)
+        .await
+        .unwrap();
+        Probe {
+            poisoned: Arc::default(),
+        }
+    }
+
+    fn poison(&self, stream: &StreamId, on: bool) {
+        let mut set = self.poisoned.lock().unwrap();
+        if on {
+            set.insert(stream.to_string());
+        } else {
+            set.remove(&stream.to_string());
+        }
+    }
+}
+
+impl Projection for Probe {
+    fn name(&self) -> &str {
+        "probe"
+    }
+
+    fn apply<'a>(
+        &'a self,
+        tx: &'a mut PgConnection,
+        event: &'a StoredEvent,
+        opened: &'a Opened,
+    ) -> BoxFuture<'a, Result<(), ApplyError>> {
+        Box::pin(async move {
+            assert!(matches!(opened, Opened::Payload(_)), "opened before apply");
+            let stream = event.header.stream_id.to_string();
+            if self.poisoned.lock().unwrap().contains(&stream) {
+                return Err(ApplyError::new("probe: this stream is poisoned"));
+            }
+            sqlx::query("INSERT INTO probe_applied (position, stream_id) VALUES ($1, $2)")
+                .bind(event.position.0)
+                .bind(stream)
+                .execute(&mut *tx)
+                .await?;
+            Ok(())
+        })
+    }
+}
+
+/// (position, applications) of every applied event.
+async fn applications(db: &TestDb) -> HashMap<i64, i64> {
+    sqlx::query_as::<_, (i64, i64)>(
+        "SELECT position, count(*) FROM probe_applied GROUP BY position",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .unwrap()
+    .into_iter()
+    .collect()
+}
+
+/// The positions applied for `stream`, in application order.
+async fn applied_in_order(db: &TestDb, stream: &StreamId) -> Vec<Position> {
+    sqlx::query_scalar::<_, i64>(
+        "SELECT position FROM probe_applied WHERE stream_id = $1 ORDER BY seq",
+    )
+    .bind(stream.to_string())
+    .fetch_all(&db.pool)
+    .await
+    .unwrap()
+    .into_iter()
+    .map(Position)
+    .collect()
+}
+
+#[tokio::test]
+async fn the_audit_feed_holds_exactly_the_logs_events() {
+    let db = TestDb::new().await;
+    let store = support::store(&db, support::keyring());
+    let nats = TestNats::new().await;
+    let relay = spawn_relay(&db, &nats).await;
+    let projector =
+        spawn_projector(&db, &store, &nats, Box::new(AuditFeed), projector_config()).await;
+
+    let mut positions = Vec::new();
+    for _ in 0..3 {
+        positions.extend(append_n(&store, patient_stream(), 0, 8).await);
+    }
+    positions.sort();
+    wait_checkpoint(&db, AuditFeed::NAME, *positions.last().unwrap()).await;
+
+    let log = carelog_store::read::all(&db.pool, Position(0), 1000)
+        .await
+        .unwrap();
+    assert_eq!(log.len(), positions.len());
+    let rows = sqlx::query_as::<_, (i64, Uuid, String, String, String, Option<String>)>(
+        "SELECT position, event_id, stream_id, stream_type, event_type, request_id \
+         FROM audit_feed ORDER BY position",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(rows.len(), log.len(), "one row per event, no more");
+    for (row, e) in rows.iter().zip(&log) {
+        let h = &e.header;
+        assert_eq!(row.0, e.position.0);
+        assert_eq!(row.1, h.event_id.0);
+        assert_eq!(row.2, h.stream_id.to_string());
+        assert_eq!(row.3, h.stream_id.stream_type().as_str());
+        assert_eq!(row.4, h.event_type.as_str());
+        assert_eq!(row.5, h.metadata.request_id);
+    }
+    assert_eq!(dlq::depth(&db.pool).await.unwrap(), 0);
+    projector.abort();
+    relay.abort();
+}
+
+#[tokio::test]
+async fn a_crash_between_commit_and_ack_applies_every_event_exactly_once() {
+    let db = TestDb::new().await;
+    let store = support::store(&db, support::keyring());
+    let nats = TestNats::new().await;
+    let probe = Probe::new(&db).await;
+    let relay = spawn_relay(&db, &nats).await;
+
+    let (a, b) = (patient_stream(), patient_stream());
+    let mut positions = append_n(&store, a, 0, 15).await;
+    positions.extend(append_n(&store, b, 0, 15).await);
+    // Everything on the stream before the projector starts: its first batch is large.
+    let client = async_nats::connect(&nats.url).await.unwrap();
+    let js = async_nats::jetstream::new(client);
+    eventually(Duration::from_secs(30), "all relayed", || async {
+        match js.get_stream(format!("{}EVENTS", nats.prefix)).await {
+            Ok(mut s) => s.info().await.is_ok_and(|i| i.state.messages >= 30),
+            Err(_) => false,
+        }
+    })
+    .await;
+
+    let crashing = spawn_projector(
+        &db,
+        &store,
+        &nats,
+        Box::new(probe.clone()),
+        ProjectorConfig {
+            fail_after_commit: true,
+            ..projector_config()
+        },
+    )
+    .await;
+    tokio::time::timeout(Duration::from_secs(30), crashing)
+        .await
+        .expect("the crash hook stops the projector")
+        .unwrap();
+    let committed = carelog_store::projector::checkpoint(&db.pool, "probe")
+        .await
+        .unwrap();
+    assert!(
+        committed > Position(0),
+        "a batch was committed before the crash"
+    );
+    assert!(!applications(&db).await.is_empty());
+
+    // Restart, and keep appending while the unacknowledged batch is redelivered.
+    let projector = spawn_projector(
+        &db,
+        &store,
+        &nats,
+        Box::new(probe.clone()),
+        projector_config(),
+    )
+    .await;
+    positions.extend(append_n(&store, a, 15, 10).await);
+    positions.sort();
+    wait_checkpoint(&db, "probe", *positions.last().unwrap()).await;
+    // Past the acknowledgement wait: every redelivery has come and been skipped.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    let applied = applications(&db).await;
+    assert_eq!(applied.len(), positions.len(), "no event skipped");
+    for p in &positions {
+        assert_eq!(applied.get(&p.0), Some(&1), "position {} applied once", p.0);
+    }
+    let order = applied_in_order(&db, &a).await;
+    let mut sorted = order.clone();
+    sorted.sort();
+    assert_eq!(order, sorted, "a stream is applied in order");
+    projector.abort();
+    relay.abort();
+}
+
+#[tokio::test]
+async fn a_poison_event_goes_to_the_dlq_its_stream_waits_and_retry_or_discard_release_it() {
+    let db = TestDb::new().await;
+    let store = support::store(&db, support::keyring());
+    let nats = TestNats::new().await;
+    let probe = Probe::new(&db).await;
+    let (a, b, c, d) = (
+        patient_stream(),
+        patient_stream(),
+        patient_stream(),
+        patient_stream(),
+    );
+    probe.poison(&a, true);
+    probe.poison(&b, true);
+    let relay = spawn_relay(&db, &nats).await;
+    let projector = spawn_projector(
+        &db,
+        &store,
+        &nats,
+        Box::new(probe.clone()),
+        projector_config(),
+    )
+    .await;
+
+    let a1 = append_n(&store, a, 0, 2).await;
+    let c1 = append_n(&store, c, 0, 3).await;
+    let b1 = append_n(&store, b, 0, 2).await;
+    let a2 = append_n(&store, a, 2, 1).await;
+    let d1 = append_n(&store, d, 0, 3).await;
+    wait_checkpoint(&db, "probe", d1[2]).await;
+
+    // Other streams flowed; the poisoned ones did not.
+    let applied = applications(&db).await;
+    for p in c1.iter().chain(&d1) {
+        assert_eq!(applied.get(&p.0), Some(&1));
+    }
+    for p in a1.iter().chain(&a2).chain(&b1) {
+        assert!(!applied.contains_key(&p.0), "poisoned stream applied");
+    }
+    let entries = dlq::list(&db.pool, Some("probe")).await.unwrap();
+    let of = |s: &StreamId| -> Vec<(Position, DlqStatus)> {
+        entries
+            .iter()
+            .filter(|e| e.stream_id == s.to_string())
+            .map(|e| (e.position, e.status))
+            .collect()
+    };
+    assert_eq!(
+        of(&a),
+        vec![
+            (a1[0], DlqStatus::Failed),
+            (a1[1], DlqStatus::Waiting),
+            (a2[0], DlqStatus::Waiting)
+        ]
+    );
+    assert_eq!(
+        of(&b),
+        vec![(b1[0], DlqStatus::Failed), (b1[1], DlqStatus::Waiting)]
+    );
+    let failed_a = entries
+        .iter()
+        .find(|e| e.position == a1[0])
+        .unwrap()
+        .clone();
+    assert_eq!(failed_a.attempts, 3, "max_attempts");
+    assert_eq!(
+        failed_a.error.as_deref(),
+        Some("probe: this stream is poisoned")
+    );
+    assert!(failed_a.first_failed_at.unwrap() <= failed_a.last_failed_at.unwrap());
+    assert_eq!(dlq::depth(&db.pool).await.unwrap(), 5);
+
+    // A later event of the poisoned stream waits too.
+    let a3 = append_n(&store, a, 3, 1).await;
+    wait_checkpoint(&db, "probe", a3[0]).await;
+    assert_eq!(dlq::depth(&db.pool).await.unwrap(), 6);
+    assert!(applied_in_order(&db, &a).await.is_empty());
+
+    // Retrying before the cause is fixed changes only the entry.
+    let who = Metadata {
+        actor_id: Some(Uuid::now_v7()),
+        ..Metadata::operator("dlq retry", "req-dlq".into(), chrono::Utc::now())
+    };
+    let failed_b = entries
+        .iter()
+        .find(|e| e.position == b1[0])
+        .unwrap()
+        .clone();
+    let err = dlq::retry(&db.pool, &store, &probe, failed_b.id, who.clone())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, dlq::DlqError::StillFailing(_)), "{err}");
+    let again = dlq::list(&db.pool, Some("probe")).await.unwrap();
+    let b_entry = again.iter().find(|e| e.id == failed_b.id).unwrap();
+    assert_eq!(b_entry.attempts, 4);
+    assert_eq!(b_entry.status, DlqStatus::Failed);
+    assert_eq!(again.len(), 6, "nothing else changed");
+    // A waiting entry cannot be retried on its own.
+    let waiting_a = again.iter().find(|e| e.position == a1[1]).unwrap();
+    assert!(matches!(
+        dlq::retry(&db.pool, &store, &probe, waiting_a.id, who.clone()).await,
+        Err(dlq::DlqError::NotFailed)
+    ));
+
+    // Fix the cause, retry: stream A catches up, in order.
+    probe.poison(&a, false);
+    let released = dlq::retry(&db.pool, &store, &probe, failed_a.id, who.clone())
+        .await
+        .unwrap();
+    assert_eq!(released.applied, 3);
+    assert_eq!(released.failed, None);
+    assert_eq!(
+        applied_in_order(&db, &a).await,
+        vec![a1[0], a1[1], a2[0], a3[0]]
+    );
+    // New events of A flow again, after the released ones.
+    let a4 = append_n(&store, a, 4, 1).await;
+    wait_checkpoint(&db, "probe", a4[0]).await;
+    assert_eq!(
+        applied_in_order(&db, &a).await,
+        vec![a1[0], a1[1], a2[0], a3[0], a4[0]]
+    );
+
+    // Discard B's poison event: it is never applied; the one behind it is.
+    probe.poison(&b, false);
+    let discarded = dlq::discard(&db.pool, &store, &probe, failed_b.id, who.clone())
+        .await
+        .unwrap();
+    assert_eq!(discarded.applied, 1);
+    assert_eq!(applied_in_order(&db, &b).await, vec![b1[1]]);
+    assert_eq!(dlq::depth(&db.pool).await.unwrap(), 0);
+    assert!(matches!(
+        dlq::discard(&db.pool, &store, &probe, failed_b.id, who.clone()).await,
+        Err(dlq::DlqError::NotFound)
+    ));
+
+    // Retry and discard are recorded in the operations stream, with who did them.
+    let ops = carelog_store::read::stream(&db.pool, &operations_stream(), StreamVersion(0), 100)
+        .await
+        .unwrap();
+    let mut seen = Vec::new();
+    for e in &ops {
+        let Opened::Payload(p) = store.open(e).await.unwrap() else {
+            panic!("operations are never erased")
+        };
+        assert_eq!(e.header.metadata.actor_id, who.actor_id);
+        seen.push((
+            e.header.event_type.as_str().to_owned(),
+            p["projection"].as_str().unwrap().to_owned(),
+            p["position"].as_i64().unwrap(),
+        ));
+    }
+    assert_eq!(
+        seen,
+        vec![
+            ("DlqEntryRetried".to_owned(), "probe".to_owned(), a1[0].0),
+            ("DlqEntryDiscarded".to_owned(), "probe".to_owned(), b1[0].0),
+        ]
+    );
+    assert_eq!(released.audit_event, ops[0].header.event_id);
+    projector.abort();
+    relay.abort();
+}
