@@ -7,6 +7,7 @@
 
 mod support;
 
+mod admin;
 mod auth;
 mod auth_guard;
 mod auth_tokens;
@@ -17,5 +18,6 @@ mod gap_safe_reads;
 mod keys;
 mod logs;
 mod metrics;
+mod project_cli;
 mod projector;
 mod relay;

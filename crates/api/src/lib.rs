@@ -49,6 +49,7 @@
 //! }
 //! ```
 
+pub mod admin;
 pub mod auth;
 pub mod envelope;
 pub mod error;

@@ -29,6 +29,9 @@ pub struct ApiConfig {
     pub auth_rate_per_min: u32,
     /// Requests per minute and client address elsewhere. Default 600.
     pub rate_per_min: u32,
+    /// `GET /admin/dlq/depth` says `alert: true` above this many entries
+    /// (`CARELOG_DLQ_ALERT_THRESHOLD`). Default 100.
+    pub dlq_alert_threshold: i64,
 }
 
 impl Default for ApiConfig {
@@ -41,6 +44,7 @@ impl Default for ApiConfig {
             rate_limiting_enabled: true,
             auth_rate_per_min: 300,
             rate_per_min: 600,
+            dlq_alert_threshold: 100,
         }
     }
 }

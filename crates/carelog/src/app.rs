@@ -92,7 +92,7 @@ impl Services {
         };
         Ok(carelog_api::server::router(
             state,
-            carelog_api::auth::routes(),
+            carelog_api::auth::routes().merge(carelog_api::admin::routes()),
         ))
     }
 }
@@ -153,5 +153,114 @@ impl Services {
             let _ = stopped.await;
         }));
         Ok(RelayHandle { stop, task })
+    }
+}
+
+/// The projectors of this process (one per [`carelog_projector::registry`] entry), each a
+/// task of its own, stopped on purpose: each finishes the batch and checkpoint in hand.
+pub struct ProjectorsHandle {
+    stop: tokio::sync::watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl ProjectorsHandle {
+    /// How many projectors run.
+    pub fn len(&self) -> usize {
+        self.tasks.len()
+    }
+
+    /// Whether none runs.
+    pub fn is_empty(&self) -> bool {
+        self.tasks.is_empty()
+    }
+
+    /// Asks every projector to stop and waits for them (at most 10 s in all).
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        let all = futures::future::join_all(self.tasks);
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(10), all).await;
+    }
+}
+
+/// A registry projection shared behind an `Arc`, as the `Box<dyn Projection>` a
+/// [`carelog_projector::Projector`] takes.
+struct SharedProjection(Arc<dyn carelog_projector::Projection>);
+
+impl carelog_projector::Projection for SharedProjection {
+    fn name(&self) -> &str {
+        self.0.name()
+    }
+
+    fn apply<'a>(
+        &'a self,
+        tx: &'a mut sqlx::PgConnection,
+        event: &'a carelog_store::StoredEvent,
+        opened: &'a carelog_store::Opened,
+    ) -> carelog_projector::BoxFuture<'a, Result<(), carelog_projector::ApplyError>> {
+        self.0.apply(tx, event, opened)
+    }
+}
+
+impl Services {
+    /// Starts one projector per projection of [`carelog_projector::registry`], reading
+    /// `<prefix>EVENTS` at `nats_url` (each keeps retrying while NATS or PostgreSQL is
+    /// unreachable; only one per projection and prefix is active across processes), and
+    /// registers the metrics `carelog_dlq_depth` and
+    /// `carelog_projection_lag_events{projection}`.
+    pub async fn start_projectors(
+        &self,
+        nats_url: &str,
+        bus: carelog_bus::BusConfig,
+        cfg: carelog_projector::ProjectorConfig,
+    ) -> Result<ProjectorsHandle> {
+        let client = carelog_bus::connect(nats_url)
+            .await
+            .context("NATS_URL is not a valid NATS address (or comma-separated list)")?;
+        let projections = carelog_projector::registry();
+        let names: Arc<Vec<String>> =
+            Arc::new(projections.iter().map(|p| p.name().to_owned()).collect());
+        let pool = self.pool.clone();
+        self.metrics.gauge(
+            "carelog_dlq_depth",
+            "Events set aside in the dead-letter queue (failed and waiting), every projection together.",
+            move || {
+                let pool = pool.clone();
+                async move { carelog_projector::dlq::depth(&pool).await.ok() }
+            },
+        );
+        let pool = self.pool.clone();
+        self.metrics.gauge_by(
+            "carelog_projection_lag_events",
+            "Log positions after the projection's checkpoint (events not yet applied to its read model).",
+            "projection",
+            move || {
+                let (pool, names) = (pool.clone(), Arc::clone(&names));
+                async move {
+                    let mut out = Vec::with_capacity(names.len());
+                    for name in names.iter() {
+                        let lag = carelog_store::projector::lag(&pool, name).await.ok()?;
+                        out.push((name.clone(), lag));
+                    }
+                    Some(out)
+                }
+            },
+        );
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let mut tasks = Vec::with_capacity(projections.len());
+        for projection in projections {
+            let projector = carelog_projector::Projector::new(
+                self.pool.clone(),
+                self.store.clone(),
+                client.clone(),
+                bus.clone(),
+                Box::new(SharedProjection(projection)),
+                cfg.clone(),
+            )?;
+            let mut stopped = stopped.clone();
+            tasks.push(tokio::spawn(projector.run(async move {
+                let _ = stopped.wait_for(|s| *s).await;
+            })));
+        }
+        Ok(ProjectorsHandle { stop, tasks })
     }
 }

@@ -27,8 +27,16 @@ pub enum LogFormat {
 /// What to do.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Serve the HTTP API (DATABASE_URL, NATS_URL, CARELOG_MASTER_KEY, CARELOG_TOKEN_KEY).
-    Serve,
+    /// Serve the HTTP API, the relay and the projectors (DATABASE_URL, NATS_URL,
+    /// CARELOG_MASTER_KEY, CARELOG_TOKEN_KEY).
+    Serve {
+        /// Run no projectors in this process (API-only nodes; `carelog project` runs them).
+        #[arg(long)]
+        no_projectors: bool,
+    },
+    /// Run the projector workers only, one per projection, until Ctrl-C or SIGTERM
+    /// (DATABASE_URL, NATS_URL, CARELOG_MASTER_KEY, CARELOG_TOKEN_KEY).
+    Project,
     /// Apply the database migrations (DATABASE_URL).
     Migrate,
     /// Run the start-up checks (configuration, master key, database) without serving.
@@ -59,6 +67,11 @@ pub enum Command {
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
+    },
+    /// The projections' dead-letter queue.
+    Dlq {
+        #[command(subcommand)]
+        command: DlqCommand,
     },
     /// Measure throughput and latency; writes a table into docs/benchmarks.md.
     Bench {
@@ -93,4 +106,31 @@ pub enum KeysCommand {
 pub enum BenchCommand {
     /// Sealed, chained, gap-safe appends vs raw single-row INSERT commits.
     Append(crate::cmd::bench::AppendArgs),
+}
+
+/// The dead-letter queue. Exit codes: 0 done, 1 the event still fails, 2 bad input or no
+/// such entry.
+#[derive(Debug, Subcommand)]
+pub enum DlqCommand {
+    /// List the dead letters (failed and waiting), in position order (DATABASE_URL).
+    List {
+        /// Only this projection's.
+        #[arg(long)]
+        projection: Option<String>,
+        /// Print a JSON array.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Re-apply a failed event, then the events of its stream waiting behind it; recorded
+    /// as a DlqEntryRetried event with the operator as actor.
+    Retry {
+        /// The entry's id (from `dlq list`).
+        id: uuid::Uuid,
+    },
+    /// Drop a failed event (never applied) and release the events waiting behind it;
+    /// recorded as a DlqEntryDiscarded event with the operator as actor.
+    Discard {
+        /// The entry's id (from `dlq list`).
+        id: uuid::Uuid,
+    },
 }

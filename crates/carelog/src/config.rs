@@ -121,7 +121,8 @@ pub fn metrics_bind() -> Result<Option<std::net::SocketAddr>> {
 
 /// The HTTP settings: `CARELOG_TRUSTED_PROXIES` (comma-separated IPs),
 /// `RATE_LIMITING_ENABLED` (`false` turns limits off), `CARELOG_CORS_ORIGINS`
-/// (comma-separated origins allowed to call from a browser).
+/// (comma-separated origins allowed to call from a browser), `CARELOG_DLQ_ALERT_THRESHOLD`
+/// (DLQ depth above which `/admin/dlq/depth` alerts, default 100).
 pub fn api() -> Result<carelog_api::state::ApiConfig> {
     let trusted_proxies = list("CARELOG_TRUSTED_PROXIES")
         .iter()
@@ -145,8 +146,18 @@ pub fn api() -> Result<carelog_api::state::ApiConfig> {
                 .with_context(|| format!("CARELOG_CORS_ORIGINS: {o:?} is not a valid origin"))
         })
         .collect::<Result<_>>()?;
+    let dlq_alert_threshold = match std::env::var("CARELOG_DLQ_ALERT_THRESHOLD") {
+        Ok(v) if !v.trim().is_empty() => v
+            .trim()
+            .parse()
+            .ok()
+            .filter(|n: &i64| *n >= 0)
+            .context("CARELOG_DLQ_ALERT_THRESHOLD must be a whole number, 0 or more")?,
+        _ => 100,
+    };
     Ok(carelog_api::state::ApiConfig {
         metrics_route: metrics_bind()?.is_none(),
+        dlq_alert_threshold,
         trusted_proxies,
         rate_limiting_enabled,
         cors_origins,

@@ -145,6 +145,17 @@ pub fn valid_name(name: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
 }
 
+/// Every projection this build of carelog maintains, by name. `carelog serve`/`project`
+/// run one projector for each; the admin API and the CLI find them here for retries.
+pub fn registry() -> Vec<std::sync::Arc<dyn Projection>> {
+    vec![std::sync::Arc::new(AuditFeed)]
+}
+
+/// The projection called `name`, if this build has one.
+pub fn find(name: &str) -> Option<std::sync::Arc<dyn Projection>> {
+    registry().into_iter().find(|p| p.name() == name)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

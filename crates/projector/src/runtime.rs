@@ -32,9 +32,18 @@
 //! waits (backoff), and starts over from the checkpoint and the consumer's
 //! acknowledgement floor; NATS redelivers what was not acknowledged after `ack_wait`.
 //!
-//! One projector per projection and prefix should run at a time (a durable consumer
-//! shared by two would split the stream); batches and DLQ operations are serialised by a
-//! transaction advisory lock on the projection.
+//! One projector per projection and prefix is active at a time (a durable consumer
+//! shared by two would split the stream): like the relay, each projector holds a
+//! dedicated PostgreSQL session ([`carelog_store::projector::ProjectorSession`]) and
+//! tries the session advisory lock `hashtext('carelog.projector.' || prefix || '.' ||
+//! name)`; the one that gets it is active, the others stand by and try again every
+//! [`ProjectorConfig::standby_retry`]. A projector that dies or loses its session frees
+//! the lock and a standby takes over from the checkpoint. Batches and DLQ operations are
+//! moreover serialised by a transaction advisory lock on the projection.
+//!
+//! Stopping: [`Projector::run`]'s `shutdown` is a request, not a cancellation: the
+//! projector finishes the batch in hand (its commit, checkpoint and acknowledgements),
+//! then releases its lock and returns.
 
 use std::future::Future;
 use std::time::Duration;
@@ -43,11 +52,12 @@ use async_nats::jetstream::{self, consumer, AckKind};
 use backon::{BackoffBuilder, ExponentialBuilder};
 use carelog_bus::BusConfig;
 use carelog_domain::Position;
-use carelog_store::projector::{self as pstore, DlqStatus, NewDlqEntry};
+use carelog_store::projector::{self as pstore, DlqStatus, NewDlqEntry, ProjectorSession};
 use carelog_store::{EventStore, StoreError, StoredEvent};
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use sqlx::PgPool;
+use tokio::sync::watch;
 
 use crate::{valid_name, ApplyError, Projection};
 
@@ -67,6 +77,10 @@ pub struct ProjectorConfig {
     pub ack_wait: Duration,
     /// How long a message delivered past a gap is held back before NATS offers it again.
     pub gap_delay: Duration,
+    /// Pause between attempts of a standby projector to become active.
+    pub standby_retry: Duration,
+    /// How often the active projector checks that its lock session is alive.
+    pub lock_check: Duration,
     /// FOR TESTS ONLY: stop [`Projector::run`] right after the first commit, before the
     /// acknowledgements, as a crash there would.
     pub fail_after_commit: bool,
@@ -81,6 +95,8 @@ impl Default for ProjectorConfig {
             max_backoff: Duration::from_secs(5),
             ack_wait: Duration::from_secs(30),
             gap_delay: Duration::from_millis(500),
+            standby_retry: Duration::from_secs(1),
+            lock_check: Duration::from_secs(5),
             fail_after_commit: false,
         }
     }
@@ -179,13 +195,21 @@ impl Projector {
         format!("{}proj_{}", self.bus.prefix, self.projection.name())
     }
 
-    /// Runs until `shutdown` completes (or, in tests, the crash hook fires). Never returns
-    /// early otherwise: every failure of PostgreSQL or NATS is logged and retried.
+    /// Runs until `shutdown` completes (or, in tests, the crash hook fires): stands by,
+    /// or projects while it holds the projection's lock. On `shutdown` it finishes the
+    /// batch in hand, releases the lock and returns. Never returns early otherwise: every
+    /// failure of PostgreSQL or NATS is logged and retried.
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
         let name = self.projection.name().to_owned();
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let work = self.run_forever(Stop(stop_rx));
+        tokio::pin!(work);
         tokio::select! {
-            () = shutdown => {}
-            () = self.run_forever() => {}
+            () = shutdown => {
+                let _ = stop_tx.send(true);
+                work.await;
+            }
+            () = &mut work => {}
         }
         tracing::info!(projection = %name, "projector stopped");
     }
@@ -199,17 +223,71 @@ impl Projector {
             .build()
     }
 
-    async fn run_forever(&self) {
+    async fn run_forever(&self, mut stop: Stop) {
         let mut backoff = self.backoff();
         loop {
-            match self.session().await {
-                Err(SessionEnd::CrashHook) => return,
+            let Some(mut lock) = self.become_active(&mut stop).await else {
+                return;
+            };
+            tracing::info!(projection = %self.projection.name(), prefix = %self.bus.prefix, "projector active");
+            let result = self.session(&mut lock, &mut stop).await;
+            lock.close().await;
+            match result {
+                Ok(()) | Err(SessionEnd::CrashHook) => return,
                 Err(e) => {
                     tracing::warn!(projection = %self.projection.name(), error = %e, "projector interrupted; starting over from its checkpoint");
                 }
-                Ok(()) => {}
             }
-            tokio::time::sleep(backoff.next().unwrap_or(self.cfg.max_backoff)).await;
+            if stop
+                .sleep(backoff.next().unwrap_or(self.cfg.max_backoff))
+                .await
+            {
+                return;
+            }
+        }
+    }
+
+    /// Waits until this projector's session holds the projection's lock; `None` when
+    /// asked to stop first.
+    async fn become_active(&self, stop: &mut Stop) -> Option<ProjectorSession> {
+        let name = self.projection.name();
+        let mut session: Option<ProjectorSession> = None;
+        let mut said_standby = false;
+        loop {
+            if stop.is_stopped() {
+                if let Some(s) = session {
+                    s.close().await;
+                }
+                return None;
+            }
+            if session.is_none() {
+                match ProjectorSession::open(&self.pool, &self.bus.prefix, name).await {
+                    Ok(s) => session = Some(s),
+                    Err(e) => {
+                        tracing::warn!(projection = %name, error = %e, "projector cannot reach PostgreSQL; retrying");
+                    }
+                }
+            }
+            if let Some(s) = session.as_mut() {
+                match s.try_lock().await {
+                    Ok(true) => return session,
+                    Ok(false) if !said_standby => {
+                        said_standby = true;
+                        tracing::info!(projection = %name, prefix = %self.bus.prefix, "another projector is active for this projection; standing by");
+                    }
+                    Ok(false) => {}
+                    Err(e) => {
+                        tracing::warn!(projection = %name, error = %e, "projector lost its database session; reconnecting");
+                        session = None;
+                    }
+                }
+            }
+            if stop.sleep(self.cfg.standby_retry).await {
+                if let Some(s) = session {
+                    s.close().await;
+                }
+                return None;
+            }
         }
     }
 
@@ -242,8 +320,12 @@ impl Projector {
     }
 
     /// One session: from the checkpoint and the consumer's acknowledgement floor until
-    /// an error.
-    async fn session(&self) -> Result<(), SessionEnd> {
+    /// an error, or `Ok` once asked to stop (between batches).
+    async fn session(
+        &self,
+        lock: &mut ProjectorSession,
+        stop: &mut Stop,
+    ) -> Result<(), SessionEnd> {
         let name = self.projection.name();
         let mut consumer = self.consumer().await?;
         let info = consumer
@@ -274,7 +356,21 @@ impl Projector {
             .map_err(|e| SessionEnd::Nats(e.to_string()))?;
         let mut chunks = messages.ready_chunks(self.cfg.batch.max(1));
         tracing::info!(projection = %name, checkpoint = checkpoint.0, "projector running");
-        while let Some(chunk) = chunks.next().await {
+        let mut lock_check = tokio::time::interval(self.cfg.lock_check);
+        lock_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let chunk = tokio::select! {
+                biased;
+                () = stop.stopped() => return Ok(()),
+                _ = lock_check.tick() => {
+                    lock.ping().await?;
+                    continue;
+                }
+                chunk = chunks.next() => match chunk {
+                    Some(chunk) => chunk,
+                    None => break,
+                },
+            };
             let mut items = Vec::with_capacity(chunk.len());
             let mut held_back = false;
             for msg in chunk {
@@ -464,6 +560,32 @@ impl Projector {
         pstore::save_checkpoint(&mut tx, name, event.position).await?;
         tx.commit().await?;
         Ok(())
+    }
+}
+
+/// The request to stop, as the projector's loops see it.
+struct Stop(watch::Receiver<bool>);
+
+impl Stop {
+    fn is_stopped(&self) -> bool {
+        *self.0.borrow()
+    }
+
+    /// Resolves once a stop is requested (never, if its sender is gone without one).
+    async fn stopped(&mut self) {
+        while !self.is_stopped() {
+            if self.0.changed().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+
+    /// Sleeps for `d`, or less when a stop is requested; true when it was.
+    async fn sleep(&mut self, d: Duration) -> bool {
+        tokio::select! {
+            () = self.stopped() => true,
+            () = tokio::time::sleep(d) => self.is_stopped(),
+        }
     }
 }
 

@@ -25,6 +25,7 @@ pub mod idempotency;
 pub mod identity;
 pub mod keys;
 pub mod projector;
+pub mod projector_status;
 pub mod read;
 pub mod relay;
 pub mod vault;

@@ -287,3 +287,70 @@ pub async fn audit_feed_apply(
         .await?;
     Ok(())
 }
+
+/// How many positions the checkpoint of `projection` is behind the head of the log (for
+/// metrics; positions, not events: rolled-back positions count too).
+pub async fn lag(db: impl PgExecutor<'_>, projection: &str) -> Result<i64, StoreError> {
+    Ok(sqlx::query_scalar(include_str!("../sql/projector_lag.sql"))
+        .bind(projection)
+        .fetch_one(db)
+        .await?)
+}
+
+/// A projector's own session for one projection under one NATS prefix: a dedicated
+/// connection (outside the pool) holding the session advisory lock
+/// `hashtext('carelog.projector.' || prefix || '.' || name)` while the projector is the
+/// active one. The lock lives and dies with the session, like the relay's
+/// ([`crate::relay::RelaySession`]).
+pub struct ProjectorSession {
+    conn: sqlx::PgConnection,
+    prefix: String,
+    name: String,
+}
+
+impl std::fmt::Debug for ProjectorSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProjectorSession")
+            .field("prefix", &self.prefix)
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ProjectorSession {
+    /// Opens a dedicated connection with the pool's settings.
+    pub async fn open(pool: &sqlx::PgPool, prefix: &str, name: &str) -> Result<Self, StoreError> {
+        use sqlx::Connection;
+        let conn = sqlx::PgConnection::connect_with(&pool.connect_options()).await?;
+        Ok(Self {
+            conn,
+            prefix: prefix.to_owned(),
+            name: name.to_owned(),
+        })
+    }
+
+    /// Tries, without waiting, to become the active projector of this projection and
+    /// prefix. True when this session holds the lock (again).
+    pub async fn try_lock(&mut self) -> Result<bool, StoreError> {
+        use sqlx::Row;
+        let row = sqlx::query(include_str!("../sql/projector_try_lock.sql"))
+            .bind(&self.prefix)
+            .bind(&self.name)
+            .fetch_one(&mut self.conn)
+            .await?;
+        Ok(row.try_get::<bool, _>("locked")?)
+    }
+
+    /// Checks the session is still alive (and with it the lock, if held).
+    pub async fn ping(&mut self) -> Result<(), StoreError> {
+        use sqlx::Connection;
+        self.conn.ping().await?;
+        Ok(())
+    }
+
+    /// Closes the session, releasing the lock.
+    pub async fn close(self) {
+        use sqlx::Connection;
+        let _ = self.conn.close().await;
+    }
+}

@@ -64,8 +64,14 @@ async fn serve(
     let listener = tokio::net::TcpListener::bind(bind).await.with_context(|| {
         format!("cannot listen on {bind} (set CARELOG_BIND to another address)")
     })?;
-    let relay = services
-        .start_relay(&stack.nats_url(), config::bus()?)
+    let bus = config::bus()?;
+    let relay = services.start_relay(&stack.nats_url(), bus.clone()).await?;
+    let projectors = services
+        .start_projectors(
+            &stack.nats_url(),
+            bus,
+            carelog_projector::ProjectorConfig::default(),
+        )
         .await?;
     print_banner(
         stack,
@@ -74,6 +80,7 @@ async fn serve(
         &admin,
     );
     carelog_api::server::serve(listener, app, wait_for_shutdown()).await?;
+    projectors.stop().await;
     relay.stop().await;
     Ok(())
 }

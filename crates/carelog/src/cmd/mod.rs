@@ -3,8 +3,10 @@
 pub mod bench;
 mod check;
 mod dev;
+mod dlq;
 mod keys;
 mod migrate;
+mod project;
 mod serve;
 mod services;
 pub mod users;
@@ -17,13 +19,19 @@ use carelog_domain::Metadata;
 use carelog_store::PoolConfig;
 use sqlx::PgPool;
 
-use crate::cli::{BenchCommand, Command, KeysCommand, UsersCommand};
+use crate::cli::{BenchCommand, Command, DlqCommand, KeysCommand, UsersCommand};
 
 /// Runs a subcommand; the exit code says how it went.
 pub async fn run(command: Command) -> Result<ExitCode> {
     match command {
         Command::Migrate => migrate::run().await,
-        Command::Serve => serve::run().await,
+        Command::Serve { no_projectors } => serve::run(!no_projectors).await,
+        Command::Project => project::run().await,
+        Command::Dlq { command } => match command {
+            DlqCommand::List { projection, json } => dlq::list(projection, json).await,
+            DlqCommand::Retry { id } => dlq::retry(id).await,
+            DlqCommand::Discard { id } => dlq::discard(id).await,
+        },
         Command::Check => check::run().await,
         Command::Dev { data_dir } => dev::run(&data_dir).await,
         Command::Keys { command } => match command {

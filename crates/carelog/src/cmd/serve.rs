@@ -1,15 +1,16 @@
 //! `carelog serve`: the HTTP API and, when `NATS_URL` is set, the relay that publishes
-//! the event log to JetStream (projectors once they exist). Configuration is validated
-//! before anything listens.
+//! the event log to JetStream and the projectors (unless `--no-projectors`).
+//! Configuration is validated before anything listens.
 
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
+use carelog_projector::ProjectorConfig;
 
 use crate::config;
 
 /// Serves until Ctrl-C or SIGTERM, then lets requests in flight finish.
-pub async fn run() -> Result<ExitCode> {
+pub async fn run(with_projectors: bool) -> Result<ExitCode> {
     let bind = config::bind()?;
     let metrics_bind = config::metrics_bind()?;
     let api = config::api()?;
@@ -20,11 +21,25 @@ pub async fn run() -> Result<ExitCode> {
         .filter(|u| !u.trim().is_empty());
     let app = services.router(api, nats_url.as_deref()).await?;
 
-    let relay = match &nats_url {
-        Some(url) => Some(services.start_relay(url, bus).await?),
+    let (relay, projectors) = match &nats_url {
+        Some(url) => {
+            let relay = services.start_relay(url, bus.clone()).await?;
+            let projectors = if with_projectors {
+                Some(
+                    services
+                        .start_projectors(url, bus, ProjectorConfig::default())
+                        .await?,
+                )
+            } else {
+                None
+            };
+            (Some(relay), projectors)
+        }
         None => {
-            tracing::warn!("NATS_URL is not set: events are not published to NATS");
-            None
+            tracing::warn!(
+                "NATS_URL is not set: events are not published to NATS, no projector runs"
+            );
+            (None, None)
         }
     };
 
@@ -51,6 +66,9 @@ pub async fn run() -> Result<ExitCode> {
     carelog_api::server::serve(listener, app, super::dev::wait_for_shutdown()).await?;
     if let Some(server) = metrics_server {
         server.abort();
+    }
+    if let Some(projectors) = projectors {
+        projectors.stop().await;
     }
     if let Some(relay) = relay {
         relay.stop().await;
