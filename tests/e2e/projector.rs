@@ -4,9 +4,8 @@
 //! while the other streams flow.
 
 use std::collections::{HashMap, HashSet};
-use std::future::Future;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use carelog_bus::{BusConfig, Relay, RelayConfig};
 use carelog_domain::operations::operations_stream;
@@ -21,6 +20,7 @@ use sqlx::PgConnection;
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
+use crate::support::eventually;
 use crate::support::nats::TestNats;
 use crate::support::{self, event, one, patient_stream, TestDb};
 
@@ -65,19 +65,6 @@ async fn spawn_projector(
     )
     .unwrap();
     tokio::spawn(projector.run(std::future::pending::<()>()))
-}
-
-/// Polls `check` until it holds or `within` passes.
-async fn eventually<F, Fut>(within: Duration, what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let deadline = Instant::now() + within;
-    while !check().await {
-        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 async fn wait_checkpoint(db: &TestDb, name: &str, at_least: Position) {

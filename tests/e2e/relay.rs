@@ -2,7 +2,6 @@
 //! once, in position order, sealed — through a NATS outage, with two relays at once, and
 //! when the active relay dies.
 
-use std::future::Future;
 use std::time::{Duration, Instant};
 
 use carelog_bus::{BusConfig, Relay, RelayConfig, RelayStatus};
@@ -12,6 +11,7 @@ use carelog_store::{EventStore, Expected, StoredEvent};
 use serde_json::json;
 use uuid::Uuid;
 
+use crate::support::eventually;
 use crate::support::nats::TestNats;
 use crate::support::{self, event, one, patient_stream, TestDb};
 
@@ -103,19 +103,6 @@ async fn stream_len(js: &async_nats::jetstream::Context, prefix: &str) -> u64 {
     match js.get_stream(format!("{prefix}EVENTS")).await {
         Ok(stream) => stream.get_info().await.map_or(0, |i| i.state.messages),
         Err(_) => 0,
-    }
-}
-
-/// Polls `check` until it holds or `within` passes.
-async fn eventually<F, Fut>(within: Duration, what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let deadline = Instant::now() + within;
-    while !check().await {
-        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 

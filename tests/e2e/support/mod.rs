@@ -56,3 +56,19 @@ pub fn one(stream: StreamId, expected: Expected, ev: NewEvent) -> AppendRequest 
         events: vec![ev],
     }
 }
+
+/// Polls `check` until it holds, panicking with `what` once `within` has passed.
+pub async fn eventually<F, Fut>(within: std::time::Duration, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = std::time::Instant::now() + within;
+    while !check().await {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for: {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
