@@ -189,7 +189,7 @@ fn unique_prefix() -> String {
 }
 
 #[tokio::test]
-async fn nats_stopped_commands_succeed_and_every_event_reaches_the_stream_once_in_order() {
+async fn nats_stopped_commands_succeed_and_every_event_reaches_the_stream_and_the_read_model() {
     let db = TestDb::new().await;
     let store = support::store(&db, support::keyring());
     let mut nats = NatsServer::temporary().await.expect("private nats-server");
@@ -197,6 +197,17 @@ async fn nats_stopped_commands_succeed_and_every_event_reaches_the_stream_once_i
     let prefix = unique_prefix();
     let marker = format!("PLAINTEXT-{}", Uuid::now_v7().simple());
     let (relay, status) = spawn_relay(&db, &url, &prefix).await;
+    // A projector on the same NATS: it must ride out the outage too.
+    let projector = carelog_projector::Projector::new(
+        db.pool.clone(),
+        store.clone(),
+        carelog_bus::connect(&url).await.unwrap(),
+        BusConfig::new(&prefix, 1).unwrap(),
+        Box::new(carelog_projector::AuditFeed),
+        carelog_projector::ProjectorConfig::default(),
+    )
+    .unwrap();
+    let projector = tokio::spawn(projector.run(std::future::pending::<()>()));
 
     append_some(&store, 5, &marker).await;
     wait_all_relayed(&db, &url, &prefix).await;
@@ -237,6 +248,26 @@ async fn nats_stopped_commands_succeed_and_every_event_reaches_the_stream_once_i
         carelog_store::relay::lag(&db.pool, &prefix).await.unwrap(),
         0
     );
+    // Every event reached the read model too, exactly once.
+    eventually(
+        Duration::from_secs(60),
+        "the read model at the head",
+        || async {
+            carelog_store::projector::checkpoint(&db.pool, "audit_feed")
+                .await
+                .unwrap()
+                == last
+        },
+    )
+    .await;
+    let projected: Vec<Uuid> =
+        sqlx::query_scalar("SELECT event_id FROM audit_feed ORDER BY position")
+            .fetch_all(&db.pool)
+            .await
+            .unwrap();
+    let logged: Vec<Uuid> = log(&db).await.iter().map(|e| e.header.event_id.0).collect();
+    assert_eq!(projected, logged);
+    projector.abort();
     relay.abort();
 }
 
