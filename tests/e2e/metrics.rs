@@ -236,3 +236,45 @@ async fn relay_gauges_show_the_relay_active_and_caught_up() {
     }
     relay.stop().await;
 }
+
+/// With projectors running: `carelog_projection_lag_events{projection="audit_feed"}`
+/// reaches 0 once the relay and the projector caught up, and `carelog_dlq_depth` is 0.
+#[tokio::test]
+async fn projector_gauges_show_each_projection_caught_up_and_the_dlq_empty() {
+    let app = TestApp::spawn().await;
+    let nats = crate::support::nats::TestNats::new().await;
+    let bus = || carelog_bus::BusConfig::new(nats.prefix.clone(), 1).expect("bus config");
+    let relay = app
+        .services
+        .start_relay(&nats.url, bus())
+        .await
+        .expect("relay starts");
+    let projectors = app
+        .services
+        .start_projectors(
+            &nats.url,
+            bus(),
+            carelog_projector::ProjectorConfig::default(),
+        )
+        .await
+        .expect("projectors start");
+    app.user("DOCTOR").await;
+
+    let series = "carelog_projection_lag_events{projection=\"audit_feed\"}";
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let body = scrape(&app).await;
+        let (lag, depth) = (sample(&body, series), sample(&body, "carelog_dlq_depth"));
+        if lag == Some(0.0) && depth == Some(0.0) {
+            assert!(!has_uuid(&body), "no ids in metrics");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "projection never caught up (lag {lag:?}, depth {depth:?}):\n{body}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    projectors.stop().await;
+    relay.stop().await;
+}
