@@ -20,4 +20,5 @@ mod logs;
 mod metrics;
 mod project_cli;
 mod projector;
+mod rebuild;
 mod relay;

@@ -68,6 +68,16 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Rebuild a read model (or all) from the event log, swapping it in atomically;
+    /// queries keep working meanwhile.
+    Rebuild {
+        /// The projection (e.g. `audit_feed`).
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        name: Option<String>,
+        /// Every projection.
+        #[arg(long)]
+        all: bool,
+    },
     /// The projections' dead-letter queue.
     Dlq {
         #[command(subcommand)]

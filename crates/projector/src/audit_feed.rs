@@ -5,7 +5,7 @@
 use carelog_store::{Opened, StoredEvent};
 use sqlx::PgConnection;
 
-use crate::{ApplyError, BoxFuture, Projection};
+use crate::{ApplyError, BoxFuture, Projection, RebuildSql};
 
 /// The projection feeding `audit_feed`.
 #[derive(Debug, Clone, Copy, Default)]
@@ -30,6 +30,13 @@ impl Projection for AuditFeed {
         Box::pin(async move {
             carelog_store::projector::audit_feed_apply(tx, event).await?;
             Ok(())
+        })
+    }
+
+    fn rebuild_sql(&self) -> Option<RebuildSql> {
+        Some(RebuildSql {
+            prepare: include_str!("../../../projections/audit_feed_rebuild_prepare.sql"),
+            swap: include_str!("../../../projections/audit_feed_rebuild_swap.sql"),
         })
     }
 }

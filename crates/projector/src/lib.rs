@@ -15,6 +15,7 @@
 
 pub mod audit_feed;
 pub mod dlq;
+pub mod rebuild;
 pub mod runtime;
 
 use std::future::Future;
@@ -25,6 +26,7 @@ use sqlx::PgConnection;
 
 pub use audit_feed::AuditFeed;
 pub use dlq::DlqError;
+pub use rebuild::{rebuild, RebuildError, RebuildReport};
 pub use runtime::{Projector, ProjectorConfig};
 
 /// A boxed future, for the object-safe [`Projection::apply`].
@@ -134,6 +136,21 @@ pub trait Projection: Send + Sync {
         event: &'a StoredEvent,
         opened: &'a Opened,
     ) -> BoxFuture<'a, Result<(), ApplyError>>;
+
+    /// How to rebuild it ([`rebuild`]): fixed SQL that creates empty twins of its tables
+    /// in the schema `carelog_rebuild`, and that swaps them in. `None`: not rebuildable.
+    fn rebuild_sql(&self) -> Option<RebuildSql> {
+        None
+    }
+}
+
+/// A projection's rebuild scripts (see `projections/<name>_rebuild_*.sql`).
+#[derive(Debug, Clone, Copy)]
+pub struct RebuildSql {
+    /// Creates empty twins of the projection's tables in `carelog_rebuild`.
+    pub prepare: &'static str,
+    /// Replaces the live tables with the twins (run under the projection's lock).
+    pub swap: &'static str,
 }
 
 /// Whether `name` is usable as a projection name (`[a-z0-9_]{1,64}`).

@@ -485,8 +485,14 @@ impl Projector {
         let name = self.projection.name();
         let mut tx = self.pool.begin().await?;
         pstore::lock(&mut tx, name).await?;
+        // Re-read under the lock: a rebuild may have swapped in a table that already
+        // holds these events (and moved the checkpoint past them).
+        let stored = pstore::checkpoint(&mut *tx, name).await?;
         for (index, item) in items.iter().enumerate() {
             let event = &item.event;
+            if event.position <= stored {
+                continue;
+            }
             let stream_id = event.header.stream_id.to_string();
             if pstore::dlq_blocked(&mut tx, name, &stream_id).await? {
                 pstore::dlq_insert(
@@ -516,7 +522,10 @@ impl Projector {
                 return Ok(Outcome::Failed { index, error });
             }
         }
-        let last = items.last().map_or(Position(0), |i| i.event.position);
+        let last = items
+            .last()
+            .map_or(Position(0), |i| i.event.position)
+            .max(stored);
         pstore::save_checkpoint(&mut tx, name, last).await?;
         tx.commit().await?;
         if self.cfg.fail_after_commit {

@@ -354,3 +354,20 @@ impl ProjectorSession {
         let _ = self.conn.close().await;
     }
 }
+
+/// Runs a projection's fixed rebuild script (several statements, no parameters).
+pub async fn rebuild_script(
+    db: impl PgExecutor<'_>,
+    script: &'static str,
+) -> Result<(), StoreError> {
+    sqlx::raw_sql(script).execute(db).await?;
+    Ok(())
+}
+
+/// Within `tx`, makes unqualified read-model tables resolve to the rebuild twins.
+pub async fn rebuild_search_path(tx: &mut PgConnection) -> Result<(), StoreError> {
+    sqlx::query(include_str!("../sql/projector_rebuild_search_path.sql"))
+        .execute(tx)
+        .await?;
+    Ok(())
+}

@@ -7,6 +7,7 @@ mod dlq;
 mod keys;
 mod migrate;
 mod project;
+mod rebuild;
 mod serve;
 mod services;
 pub mod users;
@@ -27,6 +28,7 @@ pub async fn run(command: Command) -> Result<ExitCode> {
         Command::Migrate => migrate::run().await,
         Command::Serve { no_projectors } => serve::run(!no_projectors).await,
         Command::Project => project::run().await,
+        Command::Rebuild { name, all } => rebuild::run(name, all).await,
         Command::Dlq { command } => match command {
             DlqCommand::List { projection, json } => dlq::list(projection, json).await,
             DlqCommand::Retry { id } => dlq::retry(id).await,
