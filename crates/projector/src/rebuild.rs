@@ -83,11 +83,16 @@ pub async fn rebuild(
         checkpoint: Position::START,
     };
     let mut cursor = Position::START;
-    loop {
+    // Read up to the head known now. An empty gap-safe read does not mean the end: a
+    // transaction still in flight anywhere in the cluster holds later rows back (their
+    // snapshot xmin), so wait for them rather than swap in a table that misses them.
+    let target = Position(total as i64);
+    while cursor < target {
         let skip = set_aside(pool, name).await?;
         let batch = carelog_store::read::all(pool, cursor, BATCH).await?;
         let Some(last) = batch.last().map(|e| e.position) else {
-            break;
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            continue;
         };
         let mut tx = pool.begin().await?;
         pstore::rebuild_search_path(&mut tx).await?;
