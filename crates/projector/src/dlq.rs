@@ -102,15 +102,7 @@ pub async fn retry(
         pstore::dlq_failed_again(pool, id, error.message()).await?;
         return Err(DlqError::StillFailing(error));
     }
-    pstore::dlq_delete(&mut tx, id).await?;
-    let (applied, failed) = release(&mut tx, store, projection, &entry.stream_id).await?;
-    let audit_event = audit(&mut tx, store, "DlqEntryRetried", &entry, metadata).await?;
-    tx.commit().await?;
-    Ok(Released {
-        applied,
-        failed,
-        audit_event,
-    })
+    settle(tx, store, projection, &entry, "DlqEntryRetried", metadata).await
 }
 
 /// Deletes the failed entry `id` without applying its event, then releases its stream's
@@ -125,9 +117,22 @@ pub async fn discard(
     let name = projection.name();
     let mut tx = pool.begin().await?;
     let entry = take_failed(&mut tx, name, id).await?;
-    pstore::dlq_delete(&mut tx, id).await?;
+    settle(tx, store, projection, &entry, "DlqEntryDiscarded", metadata).await
+}
+
+/// The end of a retry or discard: deletes the entry, releases its stream's waiting
+/// events, records who did it, commits.
+async fn settle(
+    mut tx: sqlx::Transaction<'_, sqlx::Postgres>,
+    store: &EventStore,
+    projection: &dyn Projection,
+    entry: &DlqEntry,
+    event_type: &str,
+    metadata: Metadata,
+) -> Result<Released, DlqError> {
+    pstore::dlq_delete(&mut tx, entry.id).await?;
     let (applied, failed) = release(&mut tx, store, projection, &entry.stream_id).await?;
-    let audit_event = audit(&mut tx, store, "DlqEntryDiscarded", &entry, metadata).await?;
+    let audit_event = audit(&mut tx, store, event_type, entry, metadata).await?;
     tx.commit().await?;
     Ok(Released {
         applied,
