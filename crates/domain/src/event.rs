@@ -58,3 +58,65 @@ pub struct EventHeader {
     /// When it was stored (microsecond precision, as PostgreSQL keeps it).
     pub recorded_at: DateTime<Utc>,
 }
+
+/// Events are externally tagged enums whose variant name is the event type and whose
+/// fields are the payload (`schemas/v1/<Type>.json`). These helpers turn one into a
+/// [`NewEvent`] and back, for every aggregate alike.
+pub(crate) mod codec {
+    use serde::{Deserialize, Serialize};
+    use serde_json::Value;
+
+    use super::NewEvent;
+    use crate::ids::{EventId, EventType, SchemaVersion, SubjectId};
+    use crate::metadata::Metadata;
+
+    /// Variant name and fields of an externally tagged enum value.
+    pub(crate) fn split<T: Serialize>(event: &T) -> (String, Value) {
+        match serde_json::to_value(event).expect("events serialise") {
+            Value::Object(map) if map.len() == 1 => map.into_iter().next().expect("one entry"),
+            _ => unreachable!("events are struct variants"),
+        }
+    }
+
+    /// The static name of `event`'s variant, looked up in its enum's `known` list.
+    pub(crate) fn variant_name<T: Serialize>(event: &T, known: &[&'static str]) -> &'static str {
+        let (name, _) = split(event);
+        known
+            .iter()
+            .find(|k| **k == name)
+            .copied()
+            .expect("every variant is listed in KNOWN")
+    }
+
+    /// Decodes a payload of `event_type`: `None` if the enum has no such variant.
+    pub(crate) fn decode<T: for<'de> Deserialize<'de>>(
+        event_type: &str,
+        payload: Value,
+    ) -> Option<Result<T, serde_json::Error>> {
+        let mut map = serde_json::Map::new();
+        map.insert(event_type.to_owned(), payload);
+        match serde_json::from_value::<T>(Value::Object(map)) {
+            Ok(e) => Some(Ok(e)),
+            // An unknown variant is "not mine"; anything else is a malformed payload.
+            Err(e) if e.to_string().starts_with("unknown variant") => None,
+            Err(e) => Some(Err(e)),
+        }
+    }
+
+    /// The event to append, sealed under `subject`'s key.
+    pub(crate) fn new_event<T: Serialize>(
+        event: &T,
+        subject: SubjectId,
+        metadata: Metadata,
+    ) -> NewEvent {
+        let (name, payload) = split(event);
+        NewEvent {
+            event_id: EventId::new_v7(),
+            event_type: EventType::try_from(name).expect("variant names are valid event types"),
+            schema_version: SchemaVersion(1),
+            subject,
+            payload,
+            metadata,
+        }
+    }
+}

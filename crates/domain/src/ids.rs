@@ -41,11 +41,13 @@ pub enum StreamType {
     System,
     /// One login session: started, refreshed, revoked.
     Session,
+    /// One emergency ("break-glass") access grant to a patient.
+    Emergency,
 }
 
 impl StreamType {
     /// Every stream type, in a stable order.
-    pub const ALL: [StreamType; 8] = [
+    pub const ALL: [StreamType; 9] = [
         StreamType::Patient,
         StreamType::Record,
         StreamType::User,
@@ -54,6 +56,7 @@ impl StreamType {
         StreamType::Dsr,
         StreamType::System,
         StreamType::Session,
+        StreamType::Emergency,
     ];
 
     /// The prefix used in stream ids, subjects and NATS subjects.
@@ -67,6 +70,7 @@ impl StreamType {
             StreamType::Dsr => "dsr",
             StreamType::System => "system",
             StreamType::Session => "session",
+            StreamType::Emergency => "emergency",
         }
     }
 }
@@ -231,6 +235,63 @@ uuid_newtype!(
     /// One login session (a refresh-token family and its access tokens).
     SessionId
 );
+
+uuid_newtype!(
+    /// An organisation (hospital, clinic, practice).
+    OrgId
+);
+uuid_newtype!(
+    /// A patient.
+    PatientId
+);
+uuid_newtype!(
+    /// One clinical record (all its versions share the id).
+    RecordId
+);
+uuid_newtype!(
+    /// One emergency access grant.
+    GrantId
+);
+
+impl OrgId {
+    /// The organisation's stream, `org-<uuid>`.
+    pub fn stream(self) -> StreamId {
+        StreamId::new(StreamType::Org, self.0)
+    }
+
+    /// Organisation events carry no PHI but are sealed like every payload, under the
+    /// organisation's own key.
+    pub fn subject(self) -> SubjectId {
+        SubjectId::of_stream(&self.stream())
+    }
+}
+
+impl PatientId {
+    /// The patient's stream, `patient-<uuid>`.
+    pub fn stream(self) -> StreamId {
+        StreamId::new(StreamType::Patient, self.0)
+    }
+
+    /// The patient's subject: every event holding their PHI (demographics, records,
+    /// emergency grants) is sealed under this key; destroying it is the erasure.
+    pub fn subject(self) -> SubjectId {
+        SubjectId::of_stream(&self.stream())
+    }
+}
+
+impl RecordId {
+    /// The record's stream, `record-<uuid>` (sealed under its patient's subject).
+    pub fn stream(self) -> StreamId {
+        StreamId::new(StreamType::Record, self.0)
+    }
+}
+
+impl GrantId {
+    /// The grant's stream, `emergency-<uuid>` (sealed under its patient's subject).
+    pub fn stream(self) -> StreamId {
+        StreamId::new(StreamType::Emergency, self.0)
+    }
+}
 
 impl UserId {
     /// The user's stream, `user-<uuid>`.

@@ -63,6 +63,14 @@ impl Role {
         matches!(self, Role::SuperAdmin | Role::AppAdmin | Role::AppAuditor)
     }
 
+    /// Org roles are held through a membership of one organisation.
+    pub fn is_org(self) -> bool {
+        matches!(
+            self,
+            Role::OrgAdmin | Role::OrgDoctor | Role::OrgStaff | Role::OrgAuditor
+        )
+    }
+
     /// Base roles come with registration.
     pub fn is_base(self) -> bool {
         matches!(self, Role::BaseDoctor | Role::BasePatient)
@@ -120,5 +128,6 @@ mod tests {
     fn platform_and_base_roles_are_told_apart() {
         assert!(Role::AppAuditor.is_platform() && !Role::AppAuditor.is_base());
         assert!(Role::BasePatient.is_base() && !Role::OrgStaff.is_platform());
+        assert!(Role::OrgAuditor.is_org() && !Role::AppAuditor.is_org());
     }
 }
