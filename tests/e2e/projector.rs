@@ -462,3 +462,149 @@ async fn a_poison_event_goes_to_the_dlq_its_stream_waits_and_retry_or_discard_re
     projector.abort();
     relay.abort();
 }
+
+/// Every notice on `<prefix>DLQ` so far, in stream order, with its raw body and
+/// `Nats-Msg-Id`.
+async fn dlq_notices(
+    nats: &TestNats,
+) -> Vec<(carelog_bus::DeadLetterNotice, Vec<u8>, String, String)> {
+    let js = nats.jetstream();
+    let Ok(mut stream) = js.get_stream(format!("{}DLQ", nats.prefix)).await else {
+        return Vec::new();
+    };
+    let state = stream.info().await.unwrap().state.clone();
+    let mut out = Vec::new();
+    for seq in state.first_sequence..=state.last_sequence {
+        if state.messages == 0 {
+            break;
+        }
+        let m = stream.get_raw_message(seq).await.unwrap();
+        let notice = carelog_bus::dead_letter::decode(&m.payload).expect("a DLQ notice");
+        let id = m
+            .headers
+            .get(async_nats::header::NATS_MESSAGE_ID)
+            .map(|v| v.as_str().to_owned())
+            .unwrap_or_default();
+        out.push((notice, m.payload.to_vec(), id, m.subject.to_string()));
+    }
+    out
+}
+
+#[tokio::test]
+async fn dead_letters_are_announced_on_the_dlq_stream_without_phi() {
+    use carelog_bus::dead_letter::{NoticePublisher, NoticeStatus};
+
+    let db = TestDb::new().await;
+    let store = support::store(&db, support::keyring());
+    let nats = TestNats::new().await;
+    let probe = Probe::new(&db).await;
+    let a = patient_stream();
+    probe.poison(&a, true);
+    let relay = spawn_relay(&db, &nats).await;
+    let projector = spawn_projector(
+        &db,
+        &store,
+        &nats,
+        Box::new(probe.clone()),
+        projector_config(),
+    )
+    .await;
+
+    // Two events of a poisoned stream, with a recognisable name in their payloads.
+    let marker = format!("Ada Lovelace {}", Uuid::now_v7());
+    let mut positions = Vec::new();
+    for v in 0..2 {
+        let ty = if v == 0 {
+            "PatientRegistered"
+        } else {
+            "PatientUpdated"
+        };
+        let done = store
+            .append(one(
+                a,
+                Expected::Exact(StreamVersion(v)),
+                event(&a, ty, json!({"name": marker, "n": v})),
+            ))
+            .await
+            .expect("append");
+        positions.extend(done.positions);
+    }
+    wait_checkpoint(&db, "probe", positions[1]).await;
+    let entries = dlq::list(&db.pool, Some("probe")).await.unwrap();
+    assert_eq!(entries.len(), 2);
+    let (failed, waiting) = (&entries[0], &entries[1]);
+    assert_eq!(failed.status, DlqStatus::Failed);
+
+    // The projector announced both, after their commit.
+    eventually(Duration::from_secs(20), "two DLQ notices", || async {
+        dlq_notices(&nats).await.len() >= 2
+    })
+    .await;
+    let notices = dlq_notices(&nats).await;
+    assert_eq!(notices.len(), 2, "one notice per dead letter");
+    let (n, _, msg_id, subject) = &notices[0];
+    assert_eq!(subject, &format!("{}dlq.probe", nats.prefix));
+    assert_eq!(n.projection, "probe");
+    assert_eq!(n.dlq_entry_id, failed.id);
+    assert_eq!(n.event_id, failed.event_id);
+    assert_eq!(n.position, positions[0]);
+    assert_eq!(n.stream_id, a.to_string());
+    assert_eq!(n.event_type.as_str(), "PatientRegistered");
+    assert_eq!(n.status, NoticeStatus::Failed);
+    assert_eq!(n.attempts, 3);
+    assert_eq!(n.error.as_deref(), Some("probe: this stream is poisoned"));
+    assert_eq!(n.first_failed_at, failed.first_failed_at);
+    assert_eq!(n.last_failed_at, failed.last_failed_at);
+    assert_eq!(msg_id, &format!("{}.failed.3", failed.id));
+    let (w, _, _, _) = &notices[1];
+    assert_eq!(w.dlq_entry_id, waiting.id);
+    assert_eq!(w.status, NoticeStatus::Waiting);
+    assert_eq!(w.position, positions[1]);
+    assert_eq!(w.error, None);
+
+    // A notice published again is a duplicate within the window.
+    let client = carelog_bus::connect(&nats.url).await.unwrap();
+    let bus = BusConfig::new(&nats.prefix, 1).unwrap();
+    let publisher = NoticePublisher::new(client, &bus);
+    assert_eq!(publisher.publish(std::slice::from_ref(n)).await, 1);
+    assert_eq!(
+        dlq_notices(&nats).await.len(),
+        2,
+        "deduplicated by Nats-Msg-Id"
+    );
+
+    // A retry with a publisher announces the settled entry and the released one.
+    probe.poison(&a, false);
+    let who = Metadata::operator("dlq retry", "req-dlq".into(), chrono::Utc::now());
+    let released =
+        dlq::retry_with_notices(&db.pool, &store, &probe, failed.id, who, Some(&publisher))
+            .await
+            .unwrap();
+    assert_eq!(released.applied, 1);
+    let notices = dlq_notices(&nats).await;
+    let states: Vec<(Uuid, NoticeStatus)> = notices
+        .iter()
+        .map(|(n, _, _, _)| (n.dlq_entry_id, n.status))
+        .collect();
+    assert_eq!(
+        states,
+        vec![
+            (failed.id, NoticeStatus::Failed),
+            (waiting.id, NoticeStatus::Waiting),
+            (failed.id, NoticeStatus::Retried),
+            (waiting.id, NoticeStatus::Released),
+        ]
+    );
+
+    // No payload, sealed or open, in any notice.
+    for (_, body, _, _) in &notices {
+        let text = String::from_utf8_lossy(body);
+        assert!(
+            !text.contains("Ada Lovelace"),
+            "plaintext in a notice: {text}"
+        );
+        assert!(!text.contains("payload"), "{text}");
+    }
+    projector.abort();
+    relay.abort();
+}

@@ -5,18 +5,22 @@
 //!   ([`ensure_streams`]) under a prefix (`CARELOG_NATS_PREFIX`).
 //! - [`message`]: the wire format of a relayed event (a contract for the projectors):
 //!   clear header, sealed payload, never plaintext.
+//! - [`dead_letter`]: the notices of the `<prefix>DLQ` stream (subject, headers, body;
+//!   a contract for its consumers) and their best-effort publisher.
 //! - [`relay`]: the one active relay per database and prefix that follows the log
 //!   gap-safely from its checkpoint and publishes every event, in position order.
 //!
 //! What it must not do: open a payload, or make a command wait on NATS. Appends never
 //! touch NATS; the relay is a task of its own that catches up after an outage.
 
+pub mod dead_letter;
 pub mod message;
 pub mod relay;
 pub mod streams;
 
 use carelog_domain::{EventType, StreamType};
 
+pub use dead_letter::{DeadLetterNotice, NoticePublisher, NoticeStatus};
 pub use message::{decode, encode, MessageError, HEADER_POSITION};
 pub use relay::{Relay, RelayConfig, RelayStatus};
 pub use streams::{ensure_streams, StreamsError};

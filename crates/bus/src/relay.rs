@@ -16,7 +16,16 @@
 //!    and waits for JetStream's acknowledgements in order;
 //! 4. advances the checkpoint to the last event acknowledged — never past one that was
 //!    not — on its own session (a relay that lost its session cannot move it);
-//! 5. when caught up, polls every [`RelayConfig::idle_poll`].
+//! 5. when caught up, waits for a wake-up: every appending transaction notifies the
+//!    PostgreSQL channel `carelog_appended` on commit
+//!    ([`carelog_store::append::AppendedListener`]), which a task of the active relay
+//!    listens to on a session of its own. After a wake-up the relay reads at once; if
+//!    the gap-safe read still holds the new rows back (an older transaction is in
+//!    flight somewhere), it reads again after 1, 2, 4, … ms up to
+//!    [`QUICK_RETRY_LAST`]. Without wake-ups it polls every [`RelayConfig::idle_poll`]
+//!    anyway: a notification can be lost (listener reconnecting), and a relay whose
+//!    listener cannot connect keeps relaying by polling alone while it retries every
+//!    [`RelayConfig::standby_retry`].
 //!
 //! Order on the stream equals position order:
 //! - *safe mode*: one event in flight; the next is published only once the previous one
@@ -60,8 +69,11 @@ pub struct RelayConfig {
     pub bus: BusConfig,
     /// Events read from the log (and pipelined in fast mode) at a time.
     pub batch: i64,
-    /// Pause between reads when the relay has caught up.
+    /// Longest pause between reads when the relay has caught up and nothing woke it.
     pub idle_poll: Duration,
+    /// Listen for appends (`carelog_appended`) to read new events at once instead of at
+    /// the next poll.
+    pub listen: bool,
     /// Pause between attempts of a standby relay to become active.
     pub standby_retry: Duration,
     /// First retry delay after a failure (then doubled, with jitter).
@@ -78,7 +90,8 @@ impl RelayConfig {
         Self {
             bus,
             batch: 500,
-            idle_poll: Duration::from_millis(75),
+            idle_poll: Duration::from_millis(250),
+            listen: true,
             standby_retry: Duration::from_secs(1),
             min_backoff: Duration::from_millis(100),
             max_backoff: Duration::from_secs(5),
@@ -112,6 +125,89 @@ impl RelayStatus {
     /// Events this relay had acknowledged by JetStream (duplicates included).
     pub fn published(&self) -> u64 {
         self.0.published.load(Ordering::Relaxed)
+    }
+}
+
+/// First re-read after a wake-up that found nothing yet (then doubled).
+const QUICK_RETRY_FIRST: Duration = Duration::from_millis(1);
+/// Last quick re-read after a wake-up; then the relay waits for the next wake-up or
+/// [`RelayConfig::idle_poll`].
+pub const QUICK_RETRY_LAST: Duration = Duration::from_millis(64);
+
+/// The pause before the next read when the last one found nothing, and the pause after
+/// it if that one finds nothing either: after a wake-up the relay re-reads quickly
+/// (`quick`: 1, 2, 4, … ms up to [`QUICK_RETRY_LAST`]), else it waits up to `idle_poll`.
+fn next_pause(quick: Option<Duration>, idle_poll: Duration) -> (Duration, Option<Duration>) {
+    match quick {
+        Some(d) => {
+            let next = d * 2;
+            (d.min(idle_poll), (next <= QUICK_RETRY_LAST).then_some(next))
+        }
+        None => (idle_poll, None),
+    }
+}
+
+/// Wake-ups of the active relay: a task listening on `carelog_appended` (reconnecting
+/// for ever) signals `notify`; stopped when dropped.
+struct Waker {
+    notify: Arc<tokio::sync::Notify>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Waker {
+    /// Starts listening (if `listen`) on a session of its own.
+    fn start(pool: &PgPool, listen: bool, retry: Duration) -> Self {
+        let notify = Arc::new(tokio::sync::Notify::new());
+        let task = listen
+            .then(|| tokio::spawn(listen_for_appends(pool.clone(), Arc::clone(&notify), retry)));
+        Self { notify, task }
+    }
+
+    /// Waits for a wake-up, at most `pause`; true when woken. A wake-up that came while
+    /// nobody waited is kept for the next call, so none is missed.
+    async fn wait(&self, pause: Duration) -> bool {
+        tokio::time::timeout(pause, self.notify.notified())
+            .await
+            .is_ok()
+    }
+}
+
+impl Drop for Waker {
+    fn drop(&mut self) {
+        if let Some(task) = &self.task {
+            task.abort();
+        }
+    }
+}
+
+/// Listens on `carelog_appended` and signals `notify` for each notification, and once
+/// after each (re)connection (appends may have committed unseen). A lost or unreachable
+/// session is retried every `retry`; meanwhile the relay polls.
+async fn listen_for_appends(pool: PgPool, notify: Arc<tokio::sync::Notify>, retry: Duration) {
+    let mut failing = false;
+    loop {
+        match carelog_store::append::AppendedListener::connect(&pool).await {
+            Ok(mut listener) => {
+                if failing {
+                    tracing::info!("relay listens for appends again");
+                }
+                notify.notify_one();
+                let lost = loop {
+                    match listener.wait().await {
+                        Ok(_) => notify.notify_one(),
+                        Err(e) => break e,
+                    }
+                };
+                tracing::warn!(error = %lost, "relay lost its append listener; polling until it is back");
+                failing = true;
+            }
+            Err(e) if !failing => {
+                tracing::warn!(error = %e, "relay cannot listen for appends; polling until it can");
+                failing = true;
+            }
+            Err(_) => {}
+        }
+        tokio::time::sleep(retry).await;
     }
 }
 
@@ -252,6 +348,8 @@ impl Relay {
             }
         };
         let mut last_ping = Instant::now();
+        let waker = Waker::start(&self.pool, self.cfg.listen, self.cfg.standby_retry);
+        let mut quick = None;
         loop {
             let events = match carelog_store::read::all(&self.pool, cursor, self.cfg.batch).await {
                 Ok(events) => events,
@@ -267,9 +365,15 @@ impl Relay {
                     session.ping().await?;
                     last_ping = Instant::now();
                 }
-                tokio::time::sleep(self.cfg.idle_poll).await;
+                let (pause, after) = next_pause(quick, self.cfg.idle_poll);
+                quick = if waker.wait(pause).await {
+                    Some(QUICK_RETRY_FIRST)
+                } else {
+                    after
+                };
                 continue;
             }
+            quick = None;
             let mut done = 0;
             while done < events.len() {
                 if !streams_ready {
@@ -400,5 +504,27 @@ impl Relay {
         self.js
             .publish_with_headers(subject, headers, body.into())
             .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn after_a_wake_up_reads_are_retried_quickly_then_idle() {
+        let idle = Duration::from_millis(250);
+        let mut quick = Some(QUICK_RETRY_FIRST);
+        let mut pauses = Vec::new();
+        while quick.is_some() {
+            let (pause, after) = next_pause(quick, idle);
+            pauses.push(pause.as_millis());
+            quick = after;
+        }
+        assert_eq!(pauses, [1, 2, 4, 8, 16, 32, 64]);
+        assert_eq!(next_pause(None, idle), (idle, None));
+        // A quick pause never exceeds the idle poll.
+        let (pause, _) = next_pause(Some(Duration::from_millis(64)), Duration::from_millis(10));
+        assert_eq!(pause, Duration::from_millis(10));
     }
 }

@@ -2,6 +2,18 @@
 //! prefix: a stream `EVENTS` with subjects `events.>` becomes `<prefix>EVENTS` with
 //! `<prefix>events.>`.
 //!
+//! The two streams:
+//! - `<prefix>EVENTS` (`<prefix>events.<stream type>.<event type>`): the event log, relayed
+//!   in position order; the body is [`crate::message`] (sealed payload).
+//! - `<prefix>DLQ` (`<prefix>dlq.<projection>`): a notice each time a dead letter is
+//!   recorded (`failed`, `waiting`) or settled (`retried`, `discarded`, `released`); the
+//!   body is [`crate::dead_letter`] (ids, positions, type names, the projection's error
+//!   text; never a payload). Notices are published after the PostgreSQL commit, best
+//!   effort: `dlq_entries` is the record, the stream may miss a notice while NATS is down
+//!   and may repeat one (deduplicated by `Nats-Msg-Id` within the duplicate window).
+//!   Consumers should treat it as a feed of alerts, and read the queue itself from the
+//!   admin API or `carelog dlq list`.
+//!
 //! [`ensure_streams`] creates each stream, or updates it to the definition when it
 //! exists; running it again (every start-up of every node) changes nothing. Settings
 //! NATS cannot change on a live stream (storage, retention) make it fail with NATS's

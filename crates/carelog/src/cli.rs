@@ -116,6 +116,12 @@ pub enum KeysCommand {
 pub enum BenchCommand {
     /// Sealed, chained, gap-safe appends vs raw single-row INSERT commits.
     Append(crate::cmd::bench::AppendArgs),
+    /// Rebuild speed of audit_feed (read, decrypt, apply) from a log of ≥ 1M sealed
+    /// events vs a plain read and a server-side INSERT … SELECT.
+    Rebuild(crate::cmd::bench::RebuildArgs),
+    /// End-to-end projection lag (append → visible in audit_feed through the relay, NATS
+    /// and the projector) at a steady half of the maximum append rate.
+    Lag(crate::cmd::bench::LagArgs),
 }
 
 /// The dead-letter queue. Exit codes: 0 done, 1 the event still fails, 2 bad input or no

@@ -5,7 +5,7 @@
 use carelog_store::{Opened, StoredEvent};
 use sqlx::PgConnection;
 
-use crate::{ApplyError, BoxFuture, Projection, RebuildSql};
+use crate::{ApplyError, BatchApplyError, BoxFuture, Projection, RebuildSql};
 
 /// The projection feeding `audit_feed`.
 #[derive(Debug, Clone, Copy, Default)]
@@ -30,6 +30,24 @@ impl Projection for AuditFeed {
         Box::pin(async move {
             carelog_store::projector::audit_feed_apply(tx, event).await?;
             Ok(())
+        })
+    }
+
+    /// One multi-row statement for the whole batch
+    /// (`projections/audit_feed_apply_batch.sql`).
+    fn apply_batch<'a>(
+        &'a self,
+        tx: &'a mut PgConnection,
+        events: &'a [(&'a StoredEvent, &'a Opened)],
+    ) -> BoxFuture<'a, Result<(), BatchApplyError>> {
+        Box::pin(async move {
+            let events: Vec<&StoredEvent> = events.iter().map(|(e, _)| *e).collect();
+            carelog_store::projector::audit_feed_apply_batch(tx, &events)
+                .await
+                .map_err(|e| BatchApplyError {
+                    index: None,
+                    error: e.into(),
+                })
         })
     }
 

@@ -12,10 +12,18 @@
 //! [`Metadata`] (who, which request, which command). Payloads hold no PHI: projection,
 //! event id, position.
 //!
+//! Notices: [`retry_with_notices`] and [`discard_with_notices`] also publish, after their
+//! transaction commits, notices on `<prefix>DLQ` ([`carelog_bus::dead_letter`]):
+//! `retried` or `discarded` for the settled entry, `released` for each waiting event
+//! applied, `failed` for a waiting event that failed in turn or a retried event that
+//! failed again. Best effort: PostgreSQL is the record; a NATS failure is logged and the
+//! operation's result stands. [`retry`] and [`discard`] publish nothing (no NATS handle).
+//!
 //! When a waiting event fails while being released, it becomes its stream's failed entry
 //! (attempts 1, its error) and the later ones keep waiting behind it; the events before
 //! it stay applied.
 
+use carelog_bus::dead_letter::{DeadLetterNotice, NoticePublisher, NoticeStatus};
 use carelog_domain::operations::operations_stream;
 use carelog_domain::{EventId, EventType, Metadata, NewEvent, SchemaVersion, SubjectId};
 use carelog_store::projector::{self as pstore, DlqEntry, DlqStatus};
@@ -83,13 +91,26 @@ pub async fn depth(pool: &PgPool) -> Result<i64, StoreError> {
 }
 
 /// Re-applies the failed event `id`, then its stream's waiting events; see the module
-/// documentation.
+/// documentation. Publishes no notice: see [`retry_with_notices`].
 pub async fn retry(
     pool: &PgPool,
     store: &EventStore,
     projection: &dyn Projection,
     id: Uuid,
     metadata: Metadata,
+) -> Result<Released, DlqError> {
+    retry_with_notices(pool, store, projection, id, metadata, None).await
+}
+
+/// [`retry`], then (when `notices` is given) the notices of what it did on
+/// `<prefix>DLQ`, after the commit, best effort.
+pub async fn retry_with_notices(
+    pool: &PgPool,
+    store: &EventStore,
+    projection: &dyn Projection,
+    id: Uuid,
+    metadata: Metadata,
+    notices: Option<&NoticePublisher>,
 ) -> Result<Released, DlqError> {
     let name = projection.name();
     let mut tx = pool.begin().await?;
@@ -100,13 +121,26 @@ pub async fn retry(
     if let Err(error) = apply_in_savepoint(&mut tx, store, projection, &event).await? {
         tx.rollback().await?;
         pstore::dlq_failed_again(pool, id, error.message()).await?;
+        if let Some(publisher) = notices {
+            let failed = [(id, event.header.event_type.clone())];
+            publisher.publish(&reread(pool, name, &failed).await).await;
+        }
         return Err(DlqError::StillFailing(error));
     }
-    settle(tx, store, projection, &entry, "DlqEntryRetried", metadata).await
+    let kind = Settled {
+        audit_type: "DlqEntryRetried",
+        status: NoticeStatus::Retried,
+    };
+    let event_type = Some(event.header.event_type.clone());
+    settle(
+        pool, tx, store, projection, &entry, event_type, kind, metadata, notices,
+    )
+    .await
 }
 
 /// Deletes the failed entry `id` without applying its event, then releases its stream's
-/// waiting events; see the module documentation.
+/// waiting events; see the module documentation. Publishes no notice: see
+/// [`discard_with_notices`].
 pub async fn discard(
     pool: &PgPool,
     store: &EventStore,
@@ -114,31 +148,104 @@ pub async fn discard(
     id: Uuid,
     metadata: Metadata,
 ) -> Result<Released, DlqError> {
+    discard_with_notices(pool, store, projection, id, metadata, None).await
+}
+
+/// [`discard`], then (when `notices` is given) the notices of what it did on
+/// `<prefix>DLQ`, after the commit, best effort.
+pub async fn discard_with_notices(
+    pool: &PgPool,
+    store: &EventStore,
+    projection: &dyn Projection,
+    id: Uuid,
+    metadata: Metadata,
+    notices: Option<&NoticePublisher>,
+) -> Result<Released, DlqError> {
     let name = projection.name();
     let mut tx = pool.begin().await?;
     let entry = take_failed(&mut tx, name, id).await?;
-    settle(tx, store, projection, &entry, "DlqEntryDiscarded", metadata).await
+    // Only the notice needs the event's type (a discard never applies the event).
+    let event_type = match notices {
+        Some(_) => pstore::read_event(&mut *tx, entry.event_id)
+            .await?
+            .map(|e| e.header.event_type),
+        None => None,
+    };
+    let kind = Settled {
+        audit_type: "DlqEntryDiscarded",
+        status: NoticeStatus::Discarded,
+    };
+    settle(
+        pool, tx, store, projection, &entry, event_type, kind, metadata, notices,
+    )
+    .await
+}
+
+/// How an entry was settled: its audit event and its notice.
+struct Settled {
+    audit_type: &'static str,
+    status: NoticeStatus,
 }
 
 /// The end of a retry or discard: deletes the entry, releases its stream's waiting
-/// events, records who did it, commits.
+/// events, records who did it, commits; then publishes the notices (when `notices` is
+/// given; `event_type` is the settled event's type, `None` to skip its notice).
+#[allow(clippy::too_many_arguments)]
 async fn settle(
+    pool: &PgPool,
     mut tx: sqlx::Transaction<'_, sqlx::Postgres>,
     store: &EventStore,
     projection: &dyn Projection,
     entry: &DlqEntry,
-    event_type: &str,
+    event_type: Option<EventType>,
+    kind: Settled,
     metadata: Metadata,
+    notices: Option<&NoticePublisher>,
 ) -> Result<Released, DlqError> {
     pstore::dlq_delete(&mut tx, entry.id).await?;
-    let (applied, failed) = release(&mut tx, store, projection, &entry.stream_id).await?;
-    let audit_event = audit(&mut tx, store, event_type, entry, metadata).await?;
+    let outcome = release(&mut tx, store, projection, &entry.stream_id).await?;
+    let audit_event = audit(&mut tx, store, kind.audit_type, entry, metadata).await?;
     tx.commit().await?;
+    if let Some(publisher) = notices {
+        let mut out = Vec::with_capacity(outcome.applied.len() + 2);
+        if let Some(ty) = event_type {
+            out.push(DeadLetterNotice::new(entry, ty, kind.status));
+        }
+        for (e, ty) in &outcome.applied {
+            out.push(DeadLetterNotice::new(e, ty.clone(), NoticeStatus::Released));
+        }
+        if let Some((e, ty)) = &outcome.failed {
+            out.extend(reread(pool, projection.name(), &[(e.id, ty.clone())]).await);
+        }
+        publisher.publish(&out).await;
+    }
     Ok(Released {
-        applied,
-        failed,
+        applied: outcome.applied.len(),
+        failed: outcome.failed.map(|(e, _)| e.id),
         audit_event,
     })
+}
+
+/// The notices of the entries `ids` (with their events' types) as committed; entries
+/// gone or unreadable are left out (logged).
+async fn reread(
+    pool: &PgPool,
+    projection: &str,
+    ids: &[(Uuid, EventType)],
+) -> Vec<DeadLetterNotice> {
+    match pstore::dlq_list(pool, Some(projection)).await {
+        Ok(entries) => entries
+            .iter()
+            .filter_map(|e| {
+                let (_, ty) = ids.iter().find(|(id, _)| *id == e.id)?;
+                Some(DeadLetterNotice::of_entry(e, ty.clone()))
+            })
+            .collect(),
+        Err(e) => {
+            tracing::warn!(projection, error = %e, "cannot read back dead letters; their notices are not published");
+            Vec::new()
+        }
+    }
 }
 
 /// Locks the projection (against its runtime's batches) and the entry; checks it is a
@@ -182,6 +289,13 @@ async fn apply_in_savepoint(
     }
 }
 
+/// What [`release`] did: the waiting entries applied (and deleted), in position order,
+/// and the one that failed in turn (as it was before), each with its event's type.
+struct ReleaseOutcome {
+    applied: Vec<(DlqEntry, EventType)>,
+    failed: Option<(DlqEntry, EventType)>,
+}
+
 /// Applies the waiting events of `stream_id` in position order and deletes their
 /// entries, until one fails (it becomes the failed entry).
 async fn release(
@@ -189,25 +303,32 @@ async fn release(
     store: &EventStore,
     projection: &dyn Projection,
     stream_id: &str,
-) -> Result<(usize, Option<Uuid>), DlqError> {
+) -> Result<ReleaseOutcome, DlqError> {
     let waiting = pstore::dlq_waiting(tx, projection.name(), stream_id).await?;
-    let mut applied = 0;
+    let mut applied = Vec::new();
     for entry in waiting {
         let event = pstore::read_event(&mut *tx, entry.event_id)
             .await?
             .ok_or(DlqError::EventMissing)?;
+        let event_type = event.header.event_type.clone();
         match apply_in_savepoint(tx, store, projection, &event).await? {
             Ok(()) => {
                 pstore::dlq_delete(tx, entry.id).await?;
-                applied += 1;
+                applied.push((entry, event_type));
             }
             Err(error) => {
                 pstore::dlq_failed_again(&mut *tx, entry.id, error.message()).await?;
-                return Ok((applied, Some(entry.id)));
+                return Ok(ReleaseOutcome {
+                    applied,
+                    failed: Some((entry, event_type)),
+                });
             }
         }
     }
-    Ok((applied, None))
+    Ok(ReleaseOutcome {
+        applied,
+        failed: None,
+    })
 }
 
 /// Appends the audit event of a retry or discard to the operations stream, in `tx`.

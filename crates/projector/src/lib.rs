@@ -5,18 +5,25 @@
 //! (invariant 8).
 //!
 //! What it owns:
-//! - [`Projection`]: what a read model implements (`name`, `apply`).
+//! - [`Projection`]: what a read model implements (`name`, `apply`, optionally
+//!   `apply_batch`).
 //! - [`Projector`]: the runtime of one projection ([`runtime`] documents the algorithm).
 //! - [`dlq`]: listing, retrying and discarding dead letters (audited by events).
 //! - [`audit_feed`]: the `audit_feed` read model (`projections/audit_feed.sql`).
+//! - [`patients`], [`clinical_records`]: the clinical read models; [`schemas`] creates
+//!   their tables.
 //!
 //! What it must not do: write SQL of its own (every statement is a carelog-store function
 //! over `crates/store/sql/` or `projections/`), or store PHI in an error.
 
 pub mod audit_feed;
+mod change;
+pub mod clinical_records;
 pub mod dlq;
+pub mod patients;
 pub mod rebuild;
 pub mod runtime;
+pub mod schemas;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -25,7 +32,9 @@ use carelog_store::{Opened, StoreError, StoredEvent};
 use sqlx::PgConnection;
 
 pub use audit_feed::AuditFeed;
+pub use clinical_records::ClinicalRecords;
 pub use dlq::DlqError;
+pub use patients::Patients;
 pub use rebuild::{rebuild, RebuildError, RebuildReport};
 pub use runtime::{Projector, ProjectorConfig};
 
@@ -107,6 +116,18 @@ impl From<StoreError> for ApplyError {
     }
 }
 
+/// Why [`Projection::apply_batch`] failed: the error, and the index in the batch of the
+/// event that caused it when known (`None`: the batch failed as a whole, e.g. in one
+/// multi-row statement).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{error}")]
+pub struct BatchApplyError {
+    /// Which event of the batch failed, if known.
+    pub index: Option<usize>,
+    /// Why (no PHI).
+    pub error: ApplyError,
+}
+
 /// A read model fed by the event log.
 ///
 /// `apply` runs inside the projector's transaction (`tx`), which also advances the
@@ -137,6 +158,31 @@ pub trait Projection: Send + Sync {
         opened: &'a Opened,
     ) -> BoxFuture<'a, Result<(), ApplyError>>;
 
+    /// Applies several events within `tx`, in order, with the same effect as [`apply`]
+    /// on each. The default does exactly that; a projection overrides it to write a
+    /// whole batch in one statement (a rebuild hands it thousands of events at a time).
+    /// On failure nothing of the batch may be kept (the caller rolls `tx` back); the
+    /// error says which event failed when the projection knows.
+    ///
+    /// [`apply`]: Projection::apply
+    fn apply_batch<'a>(
+        &'a self,
+        tx: &'a mut PgConnection,
+        events: &'a [(&'a StoredEvent, &'a Opened)],
+    ) -> BoxFuture<'a, Result<(), BatchApplyError>> {
+        Box::pin(async move {
+            for (index, (event, opened)) in events.iter().enumerate() {
+                self.apply(&mut *tx, event, opened)
+                    .await
+                    .map_err(|error| BatchApplyError {
+                        index: Some(index),
+                        error,
+                    })?;
+            }
+            Ok(())
+        })
+    }
+
     /// How to rebuild it ([`rebuild`]): fixed SQL that creates empty twins of its tables
     /// in the schema `carelog_rebuild`, and that swaps them in. `None`: not rebuildable.
     fn rebuild_sql(&self) -> Option<RebuildSql> {
@@ -165,7 +211,11 @@ pub fn valid_name(name: &str) -> bool {
 /// Every projection this build of carelog maintains, by name. `carelog serve`/`project`
 /// run one projector for each; the admin API and the CLI find them here for retries.
 pub fn registry() -> Vec<std::sync::Arc<dyn Projection>> {
-    vec![std::sync::Arc::new(AuditFeed)]
+    vec![
+        std::sync::Arc::new(AuditFeed),
+        std::sync::Arc::new(Patients),
+        std::sync::Arc::new(ClinicalRecords),
+    ]
 }
 
 /// The projection called `name`, if this build has one.

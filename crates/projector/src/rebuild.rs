@@ -3,8 +3,12 @@
 //! 1. Empty twins of the projection's tables are created in the schema
 //!    `carelog_rebuild`.
 //! 2. The whole log is replayed into them (gap-safe reads, payloads opened with the
-//!    subject keys, batches of 1,000 in one transaction each). Meanwhile queries keep
-//!    reading the live tables.
+//!    subject keys, batches of 10,000 in one transaction each). Meanwhile queries keep
+//!    reading the live tables. A reader task fetches the next batch while the current
+//!    one is opened and applied (at most [`PREFETCH`] batches ahead); the keys of a
+//!    batch's subjects are looked up in one query ([`carelog_store::Vault::open_batch`]);
+//!    the projection applies a batch at once ([`Projection::apply_batch`]: one statement
+//!    for `audit_feed`).
 //! 3. Under the projection's lock, the same lock as the runtime's batches: catch up to
 //!    the live checkpoint, then swap the twins in. The checkpoint becomes the later of the
 //!    two positions; the runtime re-reads it under that lock, so it never applies an
@@ -12,18 +16,26 @@
 //!
 //! Events the live projection set aside in its dead-letter queue are skipped, as the
 //! incremental state skipped them, so a rebuild reaches the same state. An event that
-//! fails to apply stops the rebuild and leaves the live tables untouched.
+//! fails to apply stops the rebuild and leaves the live tables untouched; when a batch
+//! fails as a whole, its events are re-applied one at a time (in a savepoint, rolled
+//! back) to name the one that failed.
 
 use std::collections::HashSet;
 
 use carelog_domain::{EventId, Position};
 use carelog_store::projector as pstore;
-use carelog_store::{EventStore, StoreError, StoredEvent};
-use sqlx::PgPool;
+use carelog_store::{EventStore, Opened, StoreError, StoredEvent};
+use sqlx::{Connection as _, PgPool};
+use tokio::sync::mpsc;
 
-use crate::{ApplyError, Projection};
+use crate::{BatchApplyError, Projection};
 
-const BATCH: i64 = 1_000;
+/// Events read, opened and applied at a time (one transaction each).
+const BATCH: i64 = 10_000;
+/// Batches the reader task may hold ready ahead of the one being applied.
+const PREFETCH: usize = 2;
+/// Pause before reading again when in-flight transactions hold the next rows back.
+const HELD_BACK_PAUSE: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// Why a rebuild stopped (the live tables are unchanged).
 #[derive(Debug, thiserror::Error)]
@@ -87,13 +99,19 @@ pub async fn rebuild(
     // transaction still in flight anywhere in the cluster holds later rows back (their
     // snapshot xmin), so wait for them rather than swap in a table that misses them.
     let target = Position(total as i64);
-    while cursor < target {
-        let skip = set_aside(pool, name).await?;
-        let batch = carelog_store::read::all(pool, cursor, BATCH).await?;
+    let (sender, mut batches) = mpsc::channel(PREFETCH);
+    let reader = AbortOnDrop(tokio::spawn(read_ahead(
+        pool.clone(),
+        cursor,
+        target,
+        sender,
+    )));
+    while let Some(batch) = batches.recv().await {
+        let batch = batch?;
         let Some(last) = batch.last().map(|e| e.position) else {
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
             continue;
         };
+        let skip = set_aside(pool, name).await?;
         let mut tx = pool.begin().await?;
         pstore::rebuild_search_path(&mut tx).await?;
         apply_all(&mut tx, store, projection, &batch, &skip, &mut report).await?;
@@ -101,6 +119,7 @@ pub async fn rebuild(
         cursor = last;
         progress(report.applied + report.skipped, total.max(cursor.0 as u64));
     }
+    drop(reader);
 
     // Catch up to the live checkpoint and swap, under the projection's lock.
     let mut tx = pool.begin().await?;
@@ -140,6 +159,44 @@ async fn set_aside(
         .collect())
 }
 
+/// Reads the log after `cursor` up to `target` (gap-safe, [`BATCH`] at a time) into
+/// `batches`, ahead of the applier; stops at the first error (sent on) or when the
+/// applier hangs up.
+async fn read_ahead(
+    pool: PgPool,
+    mut cursor: Position,
+    target: Position,
+    batches: mpsc::Sender<Result<Vec<StoredEvent>, StoreError>>,
+) {
+    while cursor < target {
+        let batch = match carelog_store::read::all(&pool, cursor, BATCH).await {
+            Ok(batch) => batch,
+            Err(e) => {
+                let _ = batches.send(Err(e)).await;
+                return;
+            }
+        };
+        let Some(last) = batch.last().map(|e| e.position) else {
+            tokio::time::sleep(HELD_BACK_PAUSE).await;
+            continue;
+        };
+        cursor = last;
+        if batches.send(Ok(batch)).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Aborts a task when dropped (the rebuild stopped early).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Opens and applies the events of `batch` not in `skip`, in one savepoint of `tx`.
 async fn apply_all(
     tx: &mut sqlx::PgConnection,
     store: &EventStore,
@@ -148,20 +205,54 @@ async fn apply_all(
     skip: &HashSet<EventId>,
     report: &mut RebuildReport,
 ) -> Result<(), RebuildError> {
-    for event in batch {
-        if skip.contains(&event.header.event_id) {
-            report.skipped += 1;
-            continue;
-        }
-        let opened = store.open(event).await?;
-        projection
-            .apply(tx, event, &opened)
-            .await
-            .map_err(|e: ApplyError| RebuildError::Apply {
-                position: event.position.0,
-                error: e.message().to_owned(),
-            })?;
-        report.applied += 1;
+    let kept: Vec<&StoredEvent> = batch
+        .iter()
+        .filter(|e| !skip.contains(&e.header.event_id))
+        .collect();
+    report.skipped += (batch.len() - kept.len()) as u64;
+    if kept.is_empty() {
+        return Ok(());
     }
-    Ok(())
+    let opened = store.vault().open_batch(&kept).await?;
+    let items: Vec<(&StoredEvent, &Opened)> = kept.iter().copied().zip(opened.iter()).collect();
+    let mut savepoint = tx.begin().await?;
+    match projection.apply_batch(&mut savepoint, &items).await {
+        Ok(()) => {
+            savepoint.commit().await?;
+            report.applied += items.len() as u64;
+            Ok(())
+        }
+        Err(failed) => {
+            savepoint.rollback().await?;
+            Err(culprit(tx, projection, &items, failed).await?)
+        }
+    }
+}
+
+/// The error naming the event of a failed batch that does not apply: the one the
+/// projection named, or else the first that fails alone (tried in a savepoint of `tx`,
+/// rolled back).
+async fn culprit(
+    tx: &mut sqlx::PgConnection,
+    projection: &dyn Projection,
+    items: &[(&StoredEvent, &Opened)],
+    failed: BatchApplyError,
+) -> Result<RebuildError, RebuildError> {
+    let apply_error = |event: &StoredEvent, error: &crate::ApplyError| RebuildError::Apply {
+        position: event.position.0,
+        error: error.message().to_owned(),
+    };
+    if let Some(event) = failed.index.and_then(|i| items.get(i)) {
+        return Ok(apply_error(event.0, &failed.error));
+    }
+    let mut savepoint = tx.begin().await?;
+    for (event, opened) in items {
+        if let Err(error) = projection.apply(&mut savepoint, event, opened).await {
+            savepoint.rollback().await?;
+            return Ok(apply_error(event, &error));
+        }
+    }
+    savepoint.rollback().await?;
+    // Each event applied alone: the batch as a whole is at fault; name its first event.
+    Ok(apply_error(items[0].0, &failed.error))
 }

@@ -41,6 +41,18 @@
 //! the lock and a standby takes over from the checkpoint. Batches and DLQ operations are
 //! moreover serialised by a transaction advisory lock on the projection.
 //!
+//! Dead-letter notices: after the transaction that records dead letters commits (a
+//! `failed` one in step 4, `waiting` ones in step 5), the projector publishes a notice of
+//! each on `<prefix>DLQ`, subject `<prefix>dlq.<projection>`, `Nats-Msg-Id`
+//! `<entry id>.<status>.<attempts>` (body and contract: [`carelog_bus::dead_letter`];
+//! no PHI, never a payload). The notice is built from the committed `dlq_entries` row
+//! (read back after the commit). It is best effort: PostgreSQL is the record; a NATS
+//! failure or timeout is logged (ids only) and the projector goes on, so a consumer of the
+//! DLQ stream may miss a notice while NATS is down, and may see one twice outside the
+//! duplicate window. Retries and discards ([`crate::dlq`]) publish `retried`,
+//! `discarded`, `released` and `failed` notices when their caller gives them a
+//! publisher.
+//!
 //! Stopping: [`Projector::run`]'s `shutdown` is a request, not a cancellation: the
 //! projector finishes the batch in hand (its commit, checkpoint and acknowledgements),
 //! then releases its lock and returns.
@@ -50,8 +62,9 @@ use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer, AckKind};
 use backon::{BackoffBuilder, ExponentialBuilder};
+use carelog_bus::dead_letter::{DeadLetterNotice, NoticePublisher};
 use carelog_bus::BusConfig;
-use carelog_domain::Position;
+use carelog_domain::{EventId, EventType, Position};
 use carelog_store::projector::{self as pstore, DlqStatus, NewDlqEntry, ProjectorSession};
 use carelog_store::{EventStore, StoreError, StoredEvent};
 use chrono::{DateTime, Utc};
@@ -142,8 +155,14 @@ struct Item {
 }
 
 enum Outcome {
-    Applied,
-    Failed { index: usize, error: ApplyError },
+    /// Committed; the events parked as `waiting` dead letters in the transaction.
+    Applied {
+        parked: Vec<(EventId, EventType)>,
+    },
+    Failed {
+        index: usize,
+        error: ApplyError,
+    },
 }
 
 /// The runtime of one projection; see the module documentation.
@@ -151,6 +170,7 @@ pub struct Projector {
     pool: PgPool,
     store: EventStore,
     js: jetstream::Context,
+    notices: NoticePublisher,
     bus: BusConfig,
     projection: Box<dyn Projection>,
     cfg: ProjectorConfig,
@@ -183,6 +203,7 @@ impl Projector {
         Ok(Self {
             pool,
             store,
+            notices: NoticePublisher::new(client.clone(), &bus),
             js: jetstream::new(client),
             bus,
             projection,
@@ -429,8 +450,9 @@ impl Projector {
         while start < items.len() {
             let end = if attempts > 0 { start + 1 } else { items.len() };
             match self.try_apply(&items[start..end]).await? {
-                Outcome::Applied => {
+                Outcome::Applied { parked } => {
                     ack(&items[start..end]).await;
+                    self.notify(&parked).await;
                     start = end;
                     attempts = 0;
                     first_failed_at = None;
@@ -460,8 +482,11 @@ impl Projector {
                 }
                 Outcome::Failed { index, error } => {
                     // Commit the events before the failing one, then retry it alone.
-                    if let Outcome::Applied = self.try_apply(&items[start..start + index]).await? {
+                    if let Outcome::Applied { parked } =
+                        self.try_apply(&items[start..start + index]).await?
+                    {
                         ack(&items[start..start + index]).await;
+                        self.notify(&parked).await;
                         start += index;
                         attempts = 1;
                         first_failed_at = Some(Utc::now());
@@ -488,6 +513,7 @@ impl Projector {
         // Re-read under the lock: a rebuild may have swapped in a table that already
         // holds these events (and moved the checkpoint past them).
         let stored = pstore::checkpoint(&mut *tx, name).await?;
+        let mut parked = Vec::new();
         for (index, item) in items.iter().enumerate() {
             let event = &item.event;
             if event.position <= stored {
@@ -507,6 +533,7 @@ impl Projector {
                     },
                 )
                 .await?;
+                parked.push((event.header.event_id, event.header.event_type.clone()));
                 continue;
             }
             let applied = match self.store.open(event).await {
@@ -531,7 +558,7 @@ impl Projector {
         if self.cfg.fail_after_commit {
             return Err(SessionEnd::CrashHook);
         }
-        Ok(Outcome::Applied)
+        Ok(Outcome::Applied { parked })
     }
 
     /// Records `item` as a failed dead letter and moves the checkpoint past it.
@@ -568,7 +595,36 @@ impl Projector {
         .await?;
         pstore::save_checkpoint(&mut tx, name, event.position).await?;
         tx.commit().await?;
+        self.notify(&[(event.header.event_id, event.header.event_type.clone())])
+            .await;
         Ok(())
+    }
+
+    /// Publishes the notices of the dead letters just committed for `events` (see the
+    /// module documentation): best effort, never fails.
+    async fn notify(&self, events: &[(EventId, EventType)]) {
+        if events.is_empty() {
+            return;
+        }
+        let name = self.projection.name();
+        // The rows as committed (their ids, times and attempts).
+        let entries = match pstore::dlq_list(&self.pool, Some(name)).await {
+            Ok(entries) => entries,
+            Err(e) => {
+                tracing::warn!(projection = %name, error = %e, "cannot read back dead letters; their notices are not published");
+                return;
+            }
+        };
+        let types: std::collections::HashMap<EventId, &EventType> =
+            events.iter().map(|(id, ty)| (*id, ty)).collect();
+        let notices: Vec<DeadLetterNotice> = entries
+            .iter()
+            .filter_map(|e| {
+                let ty = types.get(&e.event_id)?;
+                Some(DeadLetterNotice::of_entry(e, (*ty).clone()))
+            })
+            .collect();
+        self.notices.publish(&notices).await;
     }
 }
 

@@ -14,6 +14,11 @@
 //! One fsync then serves many appends, which is what lets sealed, chained, serialised
 //! appends keep up with plain single-row inserts. If the batch fails as a whole (a
 //! duplicate event id, say), each append is retried alone so only the culprit fails.
+//!
+//! Every transaction that appends also notifies the channel [`APPENDED_CHANNEL`]
+//! (`pg_notify`, delivered on commit, dropped on rollback, one per transaction), so a
+//! relay waiting in an [`AppendedListener`] reads the new events at once instead of at
+//! its next poll.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -621,7 +626,55 @@ async fn insert(tx: &mut PgConnection, c: Columns) -> Result<HashMap<Uuid, Posit
         .bind(&c.hash)
         .fetch_all(&mut *tx)
         .await?;
+    // Wake the relays when (and only if) this transaction commits.
+    sqlx::query(include_str!("../sql/notify_appended.sql"))
+        .execute(&mut *tx)
+        .await?;
     rows.iter()
         .map(|r| Ok((r.try_get("event_id")?, Position(r.try_get("position")?))))
         .collect()
+}
+
+/// The PostgreSQL channel every appending transaction notifies on commit (per database).
+pub const APPENDED_CHANNEL: &str = "carelog_appended";
+
+/// A dedicated session listening on [`APPENDED_CHANNEL`]: wakes a reader of the log
+/// (the relay) as soon as a transaction that appended commits. A wake-up is a hint, not
+/// a delivery guarantee: notifications sent while the session was down are lost, so a
+/// reader must still poll now and then.
+pub struct AppendedListener {
+    inner: sqlx::postgres::PgListener,
+}
+
+impl std::fmt::Debug for AppendedListener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppendedListener").finish_non_exhaustive()
+    }
+}
+
+impl AppendedListener {
+    /// Opens a connection of its own (with `pool`'s settings, outside the pool, so it
+    /// never holds a pooled connection) and listens.
+    pub async fn connect(pool: &PgPool) -> Result<Self, StoreError> {
+        let own = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(1)
+            .min_connections(0)
+            .max_lifetime(None)
+            .idle_timeout(None)
+            .connect_with((*pool.connect_options()).clone())
+            .await?;
+        let mut inner = sqlx::postgres::PgListener::connect_with(&own).await?;
+        inner.ignore_pool_close_event(true);
+        inner.listen(APPENDED_CHANNEL).await?;
+        Ok(Self { inner })
+    }
+
+    /// Waits for the next wake-up: `Ok(true)` after a notification; `Ok(false)` when the
+    /// connection was lost and re-established (notifications may have been missed in
+    /// between: read the log anyway). An error: PostgreSQL cannot be reached.
+    ///
+    /// Not cancel-safe: run it in a task of its own and forward the wake-ups.
+    pub async fn wait(&mut self) -> Result<bool, StoreError> {
+        Ok(self.inner.try_recv().await?.is_some())
+    }
 }

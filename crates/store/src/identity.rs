@@ -151,6 +151,15 @@ pub async fn user_by_email(
     Ok(row.map(|r| r.try_get("user_id")).transpose()?.map(UserId))
 }
 
+/// Whether an account with this id exists.
+pub async fn user_exists(db: impl sqlx::PgExecutor<'_>, user: UserId) -> Result<bool, StoreError> {
+    let row = sqlx::query(include_str!("../sql/identity/user_exists.sql"))
+        .bind(user.0)
+        .fetch_one(db)
+        .await?;
+    Ok(row.try_get("found")?)
+}
+
 /// Locks and reads an account's credentials.
 pub async fn lock_credentials(
     tx: &mut PgConnection,

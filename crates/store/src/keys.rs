@@ -101,6 +101,46 @@ impl KeyStore {
         self.load(subject).await
     }
 
+    /// The keys to open events of several subjects, in one query for those not cached
+    /// (a rebuild opens thousands of events per batch). Subjects that never had a key are
+    /// absent from the answer. The keys loaded are also cached, as [`Self::for_read`] does,
+    /// but the answer does not depend on the cache's bounds.
+    pub async fn for_read_many<'s>(
+        &self,
+        subjects: impl IntoIterator<Item = &'s SubjectId>,
+    ) -> Result<HashMap<SubjectId, SubjectKey>, StoreError> {
+        let mut found = HashMap::new();
+        let mut missing: Vec<&str> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for subject in subjects {
+            if !seen.insert(subject) {
+                continue;
+            }
+            match self.cached(subject) {
+                Some(key) => {
+                    found.insert(subject.clone(), key);
+                }
+                None => missing.push(subject.as_str()),
+            }
+        }
+        if missing.is_empty() {
+            return Ok(found);
+        }
+        let rows = sqlx::query(include_str!("../sql/key_get_many.sql"))
+            .bind(&missing)
+            .fetch_all(&self.inner.pool)
+            .await?;
+        for row in &rows {
+            let subject =
+                SubjectId::try_from(row.try_get::<String, _>("subject_id")?).map_err(|_| {
+                    StoreError::Refused("subject_keys holds a malformed subject id".into())
+                })?;
+            let key = self.decode(&subject, row)?;
+            found.insert(subject, key);
+        }
+        Ok(found)
+    }
+
     /// Destroys `subject`'s key: from now on its payloads cannot be opened, here or in
     /// any copy of the log. Returns whether a live key was destroyed.
     pub async fn destroy(&self, subject: &SubjectId) -> Result<bool, StoreError> {
@@ -162,6 +202,15 @@ impl KeyStore {
         else {
             return Ok(None);
         };
+        self.decode(subject, &row).map(Some)
+    }
+
+    /// Unwraps (or recognises as destroyed) a stored key row and caches it.
+    fn decode(
+        &self,
+        subject: &SubjectId,
+        row: &sqlx::postgres::PgRow,
+    ) -> Result<SubjectKey, StoreError> {
         let key_id = KeyId(row.try_get::<Uuid, _>("key_id")?);
         let kek_id: Option<String> = row.try_get("kek_id")?;
         let wrapped: Option<Vec<u8>> = row.try_get("wrapped_key")?;
@@ -177,7 +226,7 @@ impl KeyStore {
             _ => SubjectKey::Destroyed(key_id),
         };
         self.remember(subject, &key);
-        Ok(Some(key))
+        Ok(key)
     }
 
     async fn create(&self, subject: &SubjectId) -> Result<SubjectKey, StoreError> {

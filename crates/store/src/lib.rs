@@ -13,11 +13,15 @@
 //! - [`verify`]: recomputing every stream's hash chain.
 //! - [`relay`]: the NATS relay's lock (who is active) and checkpoint.
 //! - [`projector`]: projection checkpoints, the dead-letter queue, shipped read models.
+//! - [`clinical`]: the inline clinical state access decisions read (orgs, members,
+//!   patients, records, emergency grants).
+//! - [`read_models`]: the clinical read models' schema, projector writes and queries.
 //!
 //! What it must not do: decide anything. Commands are decided in `carelog-domain`; this
 //! crate only persists what was decided. Its SQL lives in `sql/*.sql` and `migrations/`.
 
 pub mod append;
+pub mod clinical;
 pub mod connect;
 pub mod error;
 pub mod health;
@@ -27,6 +31,7 @@ pub mod keys;
 pub mod projector;
 pub mod projector_status;
 pub mod read;
+pub mod read_models;
 pub mod relay;
 pub mod vault;
 pub mod verify;

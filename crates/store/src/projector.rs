@@ -288,6 +288,52 @@ pub async fn audit_feed_apply(
     Ok(())
 }
 
+/// Applies `events` to the `audit_feed` read model in ONE statement
+/// (`projections/audit_feed_apply_batch.sql`): the same rows as [`audit_feed_apply`] for
+/// each event, idempotent. Nothing to do for an empty batch.
+pub async fn audit_feed_apply_batch(
+    tx: &mut PgConnection,
+    events: &[&StoredEvent],
+) -> Result<(), StoreError> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let n = events.len();
+    let mut position = Vec::with_capacity(n);
+    let mut event_id = Vec::with_capacity(n);
+    let mut stream_id = Vec::with_capacity(n);
+    let mut stream_type = Vec::with_capacity(n);
+    let mut event_type = Vec::with_capacity(n);
+    let mut actor_id = Vec::with_capacity(n);
+    let mut request_id = Vec::with_capacity(n);
+    let mut recorded_at = Vec::with_capacity(n);
+    for event in events {
+        let h = &event.header;
+        position.push(event.position.0);
+        event_id.push(h.event_id.0);
+        stream_id.push(h.stream_id.to_string());
+        stream_type.push(h.stream_id.stream_type().as_str());
+        event_type.push(h.event_type.as_str());
+        actor_id.push(h.metadata.actor_id);
+        request_id.push(h.metadata.request_id.as_deref());
+        recorded_at.push(h.recorded_at);
+    }
+    sqlx::query(include_str!(
+        "../../../projections/audit_feed_apply_batch.sql"
+    ))
+    .bind(position)
+    .bind(event_id)
+    .bind(stream_id)
+    .bind(stream_type)
+    .bind(event_type)
+    .bind(actor_id)
+    .bind(request_id)
+    .bind(recorded_at)
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
 /// How many positions the checkpoint of `projection` is behind the head of the log (for
 /// metrics; positions, not events: rolled-back positions count too).
 pub async fn lag(db: impl PgExecutor<'_>, projection: &str) -> Result<i64, StoreError> {

@@ -39,9 +39,11 @@ fn with_role(opts: PgConnectOptions, role: &str) -> PgConnectOptions {
 
 /// The name of the template for the current migrations.
 fn template_name() -> String {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../migrations");
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .expect("migrations/ exists")
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    // The migrations and the read models' tables (projections/), both in the template.
+    let mut files: Vec<_> = ["migrations", "projections"]
+        .iter()
+        .flat_map(|d| std::fs::read_dir(root.join(d)).expect("migrations/, projections/ exist"))
         .map(|e| e.expect("readable").path())
         .collect();
     files.sort();
@@ -212,6 +214,9 @@ async fn ensure_template(
         carelog_store::migrate(&pool)
             .await
             .expect("migrate template");
+        carelog_projector::schemas::ensure_schemas(&pool)
+            .await
+            .expect("create read-model tables in template");
         pool.close().await;
         admin
             .execute(

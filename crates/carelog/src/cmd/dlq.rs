@@ -2,12 +2,19 @@
 //! admin API offers it. Retry and discard are commands: they append DlqEntryRetried /
 //! DlqEntryDiscarded to the operations stream with the operator as actor.
 //!
+//! When `NATS_URL` is set, retry and discard also publish their notices on
+//! `<prefix>DLQ` (`CARELOG_NATS_PREFIX`; see crates/bus `dead_letter`), best effort: an
+//! unreachable NATS is a warning, never a failure (PostgreSQL is the record).
+//!
 //! Exit codes: 0 done; 1 the event still cannot be applied (its entry records the
 //! attempt); 2 bad input, no such entry, or any other failure.
 
 use std::process::ExitCode;
 
+use std::time::Duration;
+
 use anyhow::{Context, Result};
+use carelog_bus::NoticePublisher;
 use carelog_projector::dlq::{self, Released};
 use carelog_projector::DlqError;
 use carelog_store::projector::DlqEntry;
@@ -66,24 +73,27 @@ async fn operate(id: Uuid, op: Op) -> Result<ExitCode> {
         );
         return Ok(ExitCode::from(2));
     };
+    let notices = notice_publisher().await?;
     let result = match op {
         Op::Retry => {
-            dlq::retry(
+            dlq::retry_with_notices(
                 &services.pool,
                 &services.store,
                 projection.as_ref(),
                 id,
                 super::operator_metadata("dlq retry"),
+                notices.as_ref(),
             )
             .await
         }
         Op::Discard => {
-            dlq::discard(
+            dlq::discard_with_notices(
                 &services.pool,
                 &services.store,
                 projection.as_ref(),
                 id,
                 super::operator_metadata("dlq discard"),
+                notices.as_ref(),
             )
             .await
         }
@@ -116,6 +126,37 @@ async fn operate(id: Uuid, op: Op) -> Result<ExitCode> {
             Ok(ExitCode::from(2))
         }
         Err(e) => Err(e.into()),
+    }
+}
+
+/// A publisher of DLQ notices when `NATS_URL` is set and NATS answers within a few
+/// seconds; `None` (with a warning when it was set) otherwise. A bad prefix is an error.
+async fn notice_publisher() -> Result<Option<NoticePublisher>> {
+    let Some(url) = std::env::var("NATS_URL")
+        .ok()
+        .filter(|u| !u.trim().is_empty())
+    else {
+        return Ok(None);
+    };
+    let bus = config::bus()?;
+    let servers: Vec<&str> = url
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect();
+    let connect = async_nats::ConnectOptions::new()
+        .connection_timeout(Duration::from_secs(3))
+        .connect(servers);
+    match tokio::time::timeout(Duration::from_secs(5), connect).await {
+        Ok(Ok(client)) => Ok(Some(NoticePublisher::new(client, &bus))),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "cannot reach NATS at NATS_URL; no DLQ notice is published (PostgreSQL records the operation)");
+            Ok(None)
+        }
+        Err(_) => {
+            tracing::warn!("NATS at NATS_URL did not answer; no DLQ notice is published (PostgreSQL records the operation)");
+            Ok(None)
+        }
     }
 }
 

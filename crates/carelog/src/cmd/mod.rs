@@ -46,6 +46,8 @@ pub async fn run(command: Command) -> Result<ExitCode> {
         Command::Verify { stream, json } => verify::run(stream, json).await,
         Command::Bench { command } => match command {
             BenchCommand::Append(args) => bench::append(args).await,
+            BenchCommand::Rebuild(args) => bench::rebuild(args).await,
+            BenchCommand::Lag(args) => bench::lag(args).await,
         },
     }
 }

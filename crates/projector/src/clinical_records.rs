@@ -1,0 +1,142 @@
+//! The `clinical_records` read model (`projections/clinical_records.sql`): each record's
+//! current version (`clinical_records`; lists show the active ones) and every version ever
+//! written (`clinical_record_versions`, the record's history).
+//!
+//! From the `record-<uuid>` streams only: `RecordCreated` inserts the record and its first
+//! version, `RecordAmended` replaces the content and adds a version, `RecordVoided` marks
+//! it voided with its reason and adds a version (each only over an older stream version).
+//! A payload that can no longer be opened ([`Opened::Erased`]: the patient's key was
+//! destroyed) deletes every row of the record, so a rebuild after an erasure reaches the
+//! same state.
+
+use carelog_domain::record::RecordEvent;
+use carelog_domain::{RecordId, StreamType};
+use carelog_store::read_models::{self as rm, EventPlace, NewRecord};
+use carelog_store::{Opened, StoredEvent};
+use sqlx::PgConnection;
+
+use crate::change::{change, Change};
+use crate::{ApplyError, BoxFuture, Projection, RebuildSql};
+
+/// The tables of the read model (`CREATE ... IF NOT EXISTS`), run by
+/// [`crate::schemas::ensure_schemas`].
+pub const SCHEMA: &str = include_str!("../../../projections/clinical_records.sql");
+
+/// The projection feeding `clinical_records` and `clinical_record_versions`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ClinicalRecords;
+
+impl ClinicalRecords {
+    /// Its name (checkpoint row, consumer `<prefix>proj_clinical_records`).
+    pub const NAME: &'static str = "clinical_records";
+}
+
+impl Projection for ClinicalRecords {
+    fn name(&self) -> &str {
+        Self::NAME
+    }
+
+    fn apply<'a>(
+        &'a self,
+        tx: &'a mut PgConnection,
+        event: &'a StoredEvent,
+        opened: &'a Opened,
+    ) -> BoxFuture<'a, Result<(), ApplyError>> {
+        Box::pin(async move {
+            let record = RecordId(event.header.stream_id.uuid());
+            let place = EventPlace::of(event);
+            match change(event, opened, StreamType::Record, RecordEvent::decode)? {
+                Change::None => {}
+                Change::Erase => rm::record_delete(tx, record).await?,
+                Change::Event(RecordEvent::RecordCreated {
+                    patient_id,
+                    org_id,
+                    kind,
+                    content,
+                    author_id,
+                }) => {
+                    let new = NewRecord {
+                        record_id: record,
+                        patient_id,
+                        org_id,
+                        kind,
+                        author_id,
+                    };
+                    rm::record_insert(tx, &new, &content, place).await?
+                }
+                Change::Event(RecordEvent::RecordAmended { content, author_id }) => {
+                    rm::record_amend(tx, record, &content, author_id, place).await?
+                }
+                Change::Event(RecordEvent::RecordVoided { reason, author_id }) => {
+                    rm::record_void(tx, record, &reason, author_id, place).await?
+                }
+            }
+            Ok(())
+        })
+    }
+
+    fn rebuild_sql(&self) -> Option<RebuildSql> {
+        Some(RebuildSql {
+            prepare: include_str!("../../../projections/clinical_records_rebuild_prepare.sql"),
+            swap: include_str!("../../../projections/clinical_records_rebuild_swap.sql"),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What the projection makes of `e`.
+    fn change(e: &StoredEvent, opened: &Opened) -> Result<Change<RecordEvent>, ApplyError> {
+        crate::change::change(e, opened, StreamType::Record, RecordEvent::decode)
+    }
+    use carelog_domain::{
+        EventHeader, EventId, EventType, KeyId, Metadata, Position, SchemaVersion, StreamId,
+        StreamVersion, SubjectId,
+    };
+    use serde_json::json;
+    use uuid::Uuid;
+
+    fn stored(stream: StreamType, ty: &str) -> StoredEvent {
+        let stream_id = StreamId::new(stream, Uuid::now_v7());
+        StoredEvent {
+            position: Position(3),
+            header: EventHeader {
+                event_id: EventId::new_v7(),
+                stream_id,
+                version: StreamVersion(2),
+                event_type: EventType::try_from(ty).unwrap(),
+                schema_version: SchemaVersion(1),
+                subject: SubjectId::of_stream(&StreamId::new(StreamType::Patient, Uuid::nil())),
+                key_id: KeyId(Uuid::now_v7()),
+                metadata: Metadata::default(),
+                recorded_at: chrono::Utc::now(),
+            },
+            payload: vec![],
+            prev_hash: [0; 32],
+            hash: [0; 32],
+        }
+    }
+
+    #[test]
+    fn only_record_streams_count() {
+        let e = stored(StreamType::Patient, "RecordVoided");
+        assert!(matches!(change(&e, &Opened::Erased), Ok(Change::None)));
+        let e = stored(StreamType::Record, "RecordVoided");
+        assert!(matches!(change(&e, &Opened::Erased), Ok(Change::Erase)));
+        let opened = Opened::Payload(json!({}));
+        let e = stored(StreamType::Record, "RecordArchived");
+        assert!(matches!(change(&e, &opened), Ok(Change::None)));
+    }
+
+    #[test]
+    fn an_undecodable_payload_names_its_type_only() {
+        let e = stored(StreamType::Record, "RecordVoided");
+        let opened = Opened::Payload(json!({"reason": "wrong patient: Ada"}));
+        let Err(err) = change(&e, &opened) else {
+            panic!("expected an error")
+        };
+        assert_eq!(err.message(), "undecodable RecordVoided payload");
+    }
+}

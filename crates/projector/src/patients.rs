@@ -1,0 +1,134 @@
+//! The `patients` read model (`projections/patients.sql`): each patient's current
+//! demographics, for the organisation's patient list and the patient detail.
+//!
+//! From the `patient-<uuid>` streams only: `PatientRegistered` inserts the row,
+//! `PatientUpdated` replaces it (only over an older stream version). A payload that can
+//! no longer be opened ([`Opened::Erased`]: the patient's key was destroyed) deletes the
+//! row, so an erased patient leaves nothing here, and a rebuild after an erasure reaches
+//! the same state.
+
+use carelog_domain::patient::PatientEvent;
+use carelog_domain::{PatientId, StreamType};
+use carelog_store::read_models::{self as rm, EventPlace};
+use carelog_store::{Opened, StoredEvent};
+use sqlx::PgConnection;
+
+use crate::change::{change, Change};
+use crate::{ApplyError, BoxFuture, Projection, RebuildSql};
+
+/// The tables of the read model (`CREATE ... IF NOT EXISTS`), run by
+/// [`crate::schemas::ensure_schemas`].
+pub const SCHEMA: &str = include_str!("../../../projections/patients.sql");
+
+/// The projection feeding `patients`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Patients;
+
+impl Patients {
+    /// Its name (checkpoint row, consumer `<prefix>proj_patients`).
+    pub const NAME: &'static str = "patients";
+}
+
+impl Projection for Patients {
+    fn name(&self) -> &str {
+        Self::NAME
+    }
+
+    fn apply<'a>(
+        &'a self,
+        tx: &'a mut PgConnection,
+        event: &'a StoredEvent,
+        opened: &'a Opened,
+    ) -> BoxFuture<'a, Result<(), ApplyError>> {
+        Box::pin(async move {
+            let patient = PatientId(event.header.stream_id.uuid());
+            let place = EventPlace::of(event);
+            match change(event, opened, StreamType::Patient, PatientEvent::decode)? {
+                Change::None => {}
+                Change::Erase => rm::patient_delete(tx, patient).await?,
+                Change::Event(PatientEvent::PatientRegistered {
+                    org_id,
+                    demographics,
+                    user_id,
+                }) => {
+                    rm::patient_insert(tx, patient, org_id, user_id, &demographics, place).await?
+                }
+                Change::Event(PatientEvent::PatientUpdated {
+                    demographics,
+                    user_id,
+                }) => rm::patient_update(tx, patient, user_id, &demographics, place).await?,
+            }
+            Ok(())
+        })
+    }
+
+    fn rebuild_sql(&self) -> Option<RebuildSql> {
+        Some(RebuildSql {
+            prepare: include_str!("../../../projections/patients_rebuild_prepare.sql"),
+            swap: include_str!("../../../projections/patients_rebuild_swap.sql"),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What the projection makes of `e`.
+    fn change(e: &StoredEvent, opened: &Opened) -> Result<Change<PatientEvent>, ApplyError> {
+        crate::change::change(e, opened, StreamType::Patient, PatientEvent::decode)
+    }
+    use carelog_domain::{
+        EventHeader, EventId, EventType, KeyId, Metadata, Position, SchemaVersion, StreamId,
+        StreamVersion, SubjectId,
+    };
+    use serde_json::json;
+    use uuid::Uuid;
+
+    fn stored(stream: StreamType, ty: &str) -> StoredEvent {
+        let stream_id = StreamId::new(stream, Uuid::now_v7());
+        StoredEvent {
+            position: Position(7),
+            header: EventHeader {
+                event_id: EventId::new_v7(),
+                stream_id,
+                version: StreamVersion(1),
+                event_type: EventType::try_from(ty).unwrap(),
+                schema_version: SchemaVersion(1),
+                subject: SubjectId::of_stream(&stream_id),
+                key_id: KeyId(Uuid::now_v7()),
+                metadata: Metadata::default(),
+                recorded_at: chrono::Utc::now(),
+            },
+            payload: vec![],
+            prev_hash: [0; 32],
+            hash: [0; 32],
+        }
+    }
+
+    #[test]
+    fn other_streams_and_unknown_types_change_nothing() {
+        let e = stored(StreamType::User, "PatientRegistered");
+        assert!(matches!(change(&e, &Opened::Erased), Ok(Change::None)));
+        let e = stored(StreamType::Patient, "SomethingNew");
+        let opened = Opened::Payload(json!({}));
+        assert!(matches!(change(&e, &opened), Ok(Change::None)));
+    }
+
+    #[test]
+    fn an_erased_payload_erases_the_row() {
+        let e = stored(StreamType::Patient, "PatientUpdated");
+        assert!(matches!(change(&e, &Opened::Erased), Ok(Change::Erase)));
+    }
+
+    #[test]
+    fn an_undecodable_payload_names_its_type_only() {
+        let e = stored(StreamType::Patient, "PatientUpdated");
+        let opened = Opened::Payload(json!({"demographics": {"given_name": "Ada Secret"}}));
+        let Err(err) = change(&e, &opened) else {
+            panic!("expected an error")
+        };
+        assert_eq!(err.message(), "undecodable PatientUpdated payload");
+        assert!(!err.is_transient());
+    }
+}

@@ -1,0 +1,2 @@
+-- One record's current version (active or voided).
+SELECT * FROM clinical_records WHERE record_id = $1

@@ -1,0 +1,324 @@
+//! Clinical state that security decisions read (migrations/0007_clinical.sql):
+//! organisations and their members, which organisation holds each patient's chart and
+//! which account is the patient's own, which patient each record belongs to, and
+//! emergency grants. Ids, roles, versions and times only: no PHI.
+//!
+//! Writers take an open transaction: callers change these rows and append the matching
+//! events (`EventStore::append_in_tx`) in the same transaction, so a decision never reads
+//! state behind the log — a removed member is refused on the next request, whatever their
+//! token says. Readers take any executor (the pool, or the caller's transaction).
+
+use carelog_domain::access::{EmergencyFacts, Membership, PatientFacts};
+use carelog_domain::{GrantId, OrgId, PatientId, Position, RecordId, Role, StreamVersion, UserId};
+use chrono::{DateTime, Utc};
+use sqlx::{PgConnection, PgExecutor, Row};
+use uuid::Uuid;
+
+use crate::error::StoreError;
+
+/// A patient's current facts, with the version and position of the patient stream's last
+/// event (the ETag; what a client waits for to read its own write).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IndexedPatient {
+    /// Organisation, linked account, erasure.
+    pub facts: PatientFacts,
+    /// The patient stream's version.
+    pub version: StreamVersion,
+    /// The global position of its last event.
+    pub position: Position,
+}
+
+/// Whose a record is, with the version and position of the record stream's last event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IndexedRecord {
+    /// The record's patient.
+    pub patient_id: PatientId,
+    /// The record stream's version.
+    pub version: StreamVersion,
+    /// The global position of its last event.
+    pub position: Position,
+}
+
+/// An org role as stored; anything else is a row this code never wrote.
+fn org_role(name: &str) -> Result<Role, StoreError> {
+    name.parse::<Role>()
+        .ok()
+        .filter(|r| {
+            matches!(
+                r,
+                Role::OrgAdmin | Role::OrgDoctor | Role::OrgStaff | Role::OrgAuditor
+            )
+        })
+        .ok_or(StoreError::Corrupt {
+            position: 0,
+            what: "org member role",
+        })
+}
+
+/// Stores a new organisation.
+pub async fn insert_org(
+    tx: &mut PgConnection,
+    org: OrgId,
+    at: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    sqlx::query(include_str!("../sql/clinical_org_insert.sql"))
+        .bind(org.0)
+        .bind(at)
+        .execute(tx)
+        .await?;
+    Ok(())
+}
+
+/// Whether the organisation exists.
+pub async fn org_exists(db: impl PgExecutor<'_>, org: OrgId) -> Result<bool, StoreError> {
+    Ok(
+        sqlx::query_scalar(include_str!("../sql/clinical_org_exists.sql"))
+            .bind(org.0)
+            .fetch_one(db)
+            .await?,
+    )
+}
+
+/// Adds `user` to `org` with `role` (an org role), or changes their role (keeping when
+/// they joined).
+pub async fn upsert_member(
+    tx: &mut PgConnection,
+    org: OrgId,
+    user: UserId,
+    role: Role,
+    at: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    sqlx::query(include_str!("../sql/clinical_member_upsert.sql"))
+        .bind(org.0)
+        .bind(user.0)
+        .bind(role.as_str())
+        .bind(at)
+        .execute(tx)
+        .await?;
+    Ok(())
+}
+
+/// Removes `user` from `org` (nothing if they were not a member).
+pub async fn remove_member(
+    tx: &mut PgConnection,
+    org: OrgId,
+    user: UserId,
+) -> Result<(), StoreError> {
+    sqlx::query(include_str!("../sql/clinical_member_remove.sql"))
+        .bind(org.0)
+        .bind(user.0)
+        .execute(tx)
+        .await?;
+    Ok(())
+}
+
+/// The memberships `user` holds now, by organisation id.
+pub async fn memberships_of(
+    db: impl PgExecutor<'_>,
+    user: UserId,
+) -> Result<Vec<Membership>, StoreError> {
+    let rows = sqlx::query(include_str!("../sql/clinical_memberships_of.sql"))
+        .bind(user.0)
+        .fetch_all(db)
+        .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(Membership {
+                org_id: OrgId(r.try_get("org_id")?),
+                role: org_role(r.try_get("role")?)?,
+            })
+        })
+        .collect()
+}
+
+/// The members of `org` with their role and when they joined, in joining order.
+pub async fn members_of(
+    db: impl PgExecutor<'_>,
+    org: OrgId,
+) -> Result<Vec<(UserId, Role, DateTime<Utc>)>, StoreError> {
+    let rows = sqlx::query(include_str!("../sql/clinical_members_of.sql"))
+        .bind(org.0)
+        .fetch_all(db)
+        .await?;
+    rows.iter()
+        .map(|r| {
+            Ok((
+                UserId(r.try_get("user_id")?),
+                org_role(r.try_get("role")?)?,
+                r.try_get("added_at")?,
+            ))
+        })
+        .collect()
+}
+
+/// Records a patient's facts at `version`/`position` of their stream (registered or
+/// changed). Never moves back to an older version; never clears an erasure
+/// (`facts.erased` sets it, now, if it was not set).
+pub async fn upsert_patient_index(
+    tx: &mut PgConnection,
+    facts: &PatientFacts,
+    version: StreamVersion,
+    position: Position,
+) -> Result<(), StoreError> {
+    sqlx::query(include_str!("../sql/clinical_patient_upsert.sql"))
+        .bind(facts.patient_id.0)
+        .bind(facts.org_id.0)
+        .bind(facts.user_id.map(|u| u.0))
+        .bind(facts.erased)
+        .bind(version.0)
+        .bind(position.0)
+        .execute(tx)
+        .await?;
+    Ok(())
+}
+
+/// A patient's current facts (`None`: no such patient).
+pub async fn patient_facts(
+    db: impl PgExecutor<'_>,
+    patient: PatientId,
+) -> Result<Option<IndexedPatient>, StoreError> {
+    let row = sqlx::query(include_str!("../sql/clinical_patient_facts.sql"))
+        .bind(patient.0)
+        .fetch_optional(db)
+        .await?;
+    row.map(|r| {
+        Ok(IndexedPatient {
+            facts: PatientFacts {
+                patient_id: PatientId(r.try_get("patient_id")?),
+                org_id: OrgId(r.try_get("org_id")?),
+                user_id: r.try_get::<Option<Uuid>, _>("user_id")?.map(UserId),
+                erased: r.try_get("erased")?,
+            },
+            version: StreamVersion(r.try_get("version")?),
+            position: Position(r.try_get("position")?),
+        })
+    })
+    .transpose()
+}
+
+/// The patients (not erased) whose chart is linked to the account `user`.
+pub async fn patients_of_user(
+    db: impl PgExecutor<'_>,
+    user: UserId,
+) -> Result<Vec<PatientId>, StoreError> {
+    let ids: Vec<Uuid> = sqlx::query_scalar(include_str!("../sql/clinical_patients_of_user.sql"))
+        .bind(user.0)
+        .fetch_all(db)
+        .await?;
+    Ok(ids.into_iter().map(PatientId).collect())
+}
+
+/// Marks the patient erased at `at` (the first erasure time is kept).
+pub async fn mark_patient_erased(
+    tx: &mut PgConnection,
+    patient: PatientId,
+    at: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    sqlx::query(include_str!("../sql/clinical_patient_erase.sql"))
+        .bind(patient.0)
+        .bind(at)
+        .execute(tx)
+        .await?;
+    Ok(())
+}
+
+/// Records that `record` belongs to `patient`, at `version`/`position` of its stream.
+/// Never moves back to an older version; a record never changes patient.
+pub async fn upsert_record_index(
+    tx: &mut PgConnection,
+    record: RecordId,
+    patient: PatientId,
+    version: StreamVersion,
+    position: Position,
+) -> Result<(), StoreError> {
+    sqlx::query(include_str!("../sql/clinical_record_upsert.sql"))
+        .bind(record.0)
+        .bind(patient.0)
+        .bind(version.0)
+        .bind(position.0)
+        .execute(tx)
+        .await?;
+    Ok(())
+}
+
+/// Whose record this is, and its current version (`None`: no such record).
+pub async fn record_patient(
+    db: impl PgExecutor<'_>,
+    record: RecordId,
+) -> Result<Option<IndexedRecord>, StoreError> {
+    let row = sqlx::query(include_str!("../sql/clinical_record_patient.sql"))
+        .bind(record.0)
+        .fetch_optional(db)
+        .await?;
+    row.map(|r| {
+        Ok(IndexedRecord {
+            patient_id: PatientId(r.try_get("patient_id")?),
+            version: StreamVersion(r.try_get("version")?),
+            position: Position(r.try_get("position")?),
+        })
+    })
+    .transpose()
+}
+
+/// Stores an emergency grant given at `granted_at`.
+pub async fn insert_emergency_grant(
+    tx: &mut PgConnection,
+    grant: &EmergencyFacts,
+    granted_at: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    sqlx::query(include_str!("../sql/clinical_grant_insert.sql"))
+        .bind(grant.grant_id.0)
+        .bind(grant.patient_id.0)
+        .bind(grant.user_id.0)
+        .bind(granted_at)
+        .bind(grant.expires_at)
+        .execute(tx)
+        .await?;
+    Ok(())
+}
+
+/// The emergency grants `user` holds on `patient` that are running at `now` (given at
+/// or before it, ending after it), the longest-running first.
+pub async fn emergency_grants(
+    db: impl PgExecutor<'_>,
+    patient: PatientId,
+    user: UserId,
+    now: DateTime<Utc>,
+) -> Result<Vec<EmergencyFacts>, StoreError> {
+    let rows = sqlx::query(include_str!("../sql/clinical_grants_active.sql"))
+        .bind(patient.0)
+        .bind(user.0)
+        .bind(now)
+        .fetch_all(db)
+        .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(EmergencyFacts {
+                grant_id: GrantId(r.try_get("grant_id")?),
+                patient_id: PatientId(r.try_get("patient_id")?),
+                user_id: UserId(r.try_get("user_id")?),
+                expires_at: r.try_get("expires_at")?,
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_org_roles_are_member_roles() {
+        for (name, role) in [
+            ("ORG:ADMIN", Role::OrgAdmin),
+            ("ORG:DOCTOR", Role::OrgDoctor),
+            ("ORG:STAFF", Role::OrgStaff),
+            ("ORG:AUDITOR", Role::OrgAuditor),
+        ] {
+            assert_eq!(org_role(name).unwrap(), role);
+        }
+        for bad in ["SUPER:ADMIN", "BASE:DOCTOR", "org:admin", ""] {
+            assert!(org_role(bad).is_err(), "{bad}");
+        }
+    }
+}
