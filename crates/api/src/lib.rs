@@ -51,6 +51,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod clinical;
 pub mod envelope;
 pub mod error;
 pub mod extract;

@@ -66,6 +66,8 @@ pub struct AppState {
     pub idempotency: IdempotencyStore,
     /// Accounts, logins, sessions, platform roles.
     pub identity: carelog_commands::identity::Identity,
+    /// Organisations, patients, clinical records, emergency access.
+    pub clinical: carelog_commands::clinical::Clinical,
     /// Failed logins per client address (API.md: > 100 in 15 min → 429).
     pub login_throttle: Arc<crate::auth::LoginThrottle>,
     /// The process's metrics (request metrics recorded here; `GET /metrics`).

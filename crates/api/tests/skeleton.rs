@@ -180,6 +180,11 @@ fn state_with(config: ApiConfig, pool: PgPool, idempotency: IdempotencyStore) ->
         carelog_commands::identity::IdentityConfig::default(),
         &Dek::generate(),
     );
+    let clinical = carelog_commands::clinical::Clinical::new(
+        store.clone(),
+        pool.clone(),
+        carelog_commands::clinical::ClinicalConfig::default(),
+    );
     AppState {
         config: Arc::new(config),
         store,
@@ -187,6 +192,7 @@ fn state_with(config: ApiConfig, pool: PgPool, idempotency: IdempotencyStore) ->
         nats: None,
         idempotency,
         identity,
+        clinical,
         login_throttle: Arc::new(carelog_api::auth::LoginThrottle::default()),
         metrics: Arc::default(),
     }

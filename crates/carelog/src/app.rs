@@ -8,6 +8,7 @@ use axum::Router;
 use carelog_api::auth::LoginThrottle;
 use carelog_api::metrics::Metrics;
 use carelog_api::state::{ApiConfig, AppState};
+use carelog_commands::clinical::{Clinical, ClinicalConfig};
 use carelog_commands::identity::{Identity, IdentityConfig};
 use carelog_crypto::password::PasswordHasher;
 use carelog_crypto::{Dek, Keyring, TokenKeys};
@@ -26,6 +27,8 @@ pub struct Services {
     pub store: EventStore,
     /// Accounts, logins, sessions.
     pub identity: Identity,
+    /// Organisations, patients, clinical records, emergency access.
+    pub clinical: Clinical,
     /// The system data key (seals stored idempotent answers; derives the email index key).
     pub system_key: Dek,
     /// The process's metrics (`GET /metrics`). Metrics read at scrape time are added with
@@ -50,6 +53,7 @@ impl Services {
         };
         let store = EventStore::start(pool.clone(), keys, GroupCommitConfig::default());
         let identity = Identity::new(store.clone(), tokens, hasher, identity, &system_key);
+        let clinical = Clinical::new(store.clone(), pool.clone(), ClinicalConfig::default());
         let metrics = Arc::new(Metrics::new());
         let appended = store.clone();
         metrics.counter(
@@ -61,9 +65,16 @@ impl Services {
             pool,
             store,
             identity,
+            clinical,
             system_key,
             metrics,
         })
+    }
+
+    /// The same services with these clinical settings.
+    pub fn with_clinical(mut self, cfg: ClinicalConfig) -> Self {
+        self.clinical = Clinical::new(self.store.clone(), self.pool.clone(), cfg);
+        self
     }
 
     /// The HTTP application over these services.
@@ -87,12 +98,15 @@ impl Services {
                 IdempotencyConfig::default(),
             ),
             identity: self.identity.clone(),
+            clinical: self.clinical.clone(),
             login_throttle: Arc::new(LoginThrottle::default()),
             metrics: Arc::clone(&self.metrics),
         };
         Ok(carelog_api::server::router(
             state,
-            carelog_api::auth::routes().merge(carelog_api::admin::routes()),
+            carelog_api::auth::routes()
+                .merge(carelog_api::admin::routes())
+                .merge(carelog_api::clinical::routes()),
         ))
     }
 }

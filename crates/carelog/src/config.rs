@@ -98,6 +98,22 @@ pub fn identity() -> Result<carelog_commands::identity::IdentityConfig> {
     Ok(cfg)
 }
 
+/// Clinical settings: `CARELOG_EMERGENCY_ACCESS_MINUTES` (how long an emergency access
+/// grant lasts, 1 to 1440, default 60).
+pub fn clinical() -> Result<carelog_commands::clinical::ClinicalConfig> {
+    let mut cfg = carelog_commands::clinical::ClinicalConfig::default();
+    if let Ok(v) = std::env::var("CARELOG_EMERGENCY_ACCESS_MINUTES") {
+        let minutes: i64 = v
+            .trim()
+            .parse()
+            .ok()
+            .filter(|n| (1..=1440).contains(n))
+            .context("CARELOG_EMERGENCY_ACCESS_MINUTES must be a whole number from 1 to 1440")?;
+        cfg.emergency_duration = chrono::Duration::minutes(minutes);
+    }
+    Ok(cfg)
+}
+
 /// `CARELOG_BIND`, default `127.0.0.1:8080`.
 pub fn bind() -> Result<std::net::SocketAddr> {
     std::env::var("CARELOG_BIND")

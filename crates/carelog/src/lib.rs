@@ -2,3 +2,4 @@
 //! application exactly as `carelog serve` does.
 
 pub mod app;
+pub mod seed;

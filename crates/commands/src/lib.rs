@@ -7,7 +7,9 @@
 //! It knows nothing of HTTP: errors are [`identity::IdentityError`]s, which the API
 //! maps to its envelope in one place.
 
+pub mod clinical;
 pub mod context;
 pub mod identity;
+pub mod load;
 
 pub use context::{Actor, Ctx};

@@ -3,8 +3,9 @@
 
 use std::net::SocketAddr;
 
-use carelog::app::Services;
+use carelog::app::{ProjectorsHandle, RelayHandle, Services};
 use carelog_api::state::ApiConfig;
+use carelog_commands::clinical::ClinicalConfig;
 use carelog_commands::identity::{IdentityConfig, Registration};
 use carelog_commands::Ctx;
 use carelog_crypto::password::PasswordHasher;
@@ -16,6 +17,7 @@ use serde_json::{json, Value};
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
+use super::nats::TestNats;
 use super::TestDb;
 
 /// A password every test account uses (passes the policy).
@@ -37,6 +39,11 @@ pub struct TestApp {
     pub master_key: MasterKey,
     /// The token-signing key (PASERK k4.secret).
     pub token_key: String,
+    /// This test's NATS prefix, when the relay and projectors run ([`TestApp::spawn_full`]).
+    pub nats: Option<TestNats>,
+    /// The relay and projectors (stopped when dropped: their stop channels close).
+    #[allow(dead_code)]
+    workers: Option<(RelayHandle, ProjectorsHandle)>,
     shutdown: Option<oneshot::Sender<()>>,
 }
 
@@ -90,6 +97,28 @@ impl TestApp {
 
     /// With these settings.
     pub async fn spawn_with(api: ApiConfig, identity: IdentityConfig) -> TestApp {
+        Self::start(api, identity, None, false).await
+    }
+
+    /// As `carelog serve` runs with `NATS_URL` set: the API, the relay publishing the log
+    /// under a NATS prefix of this test's own, and every projector of the registry
+    /// (read models kept up to date). Default settings, rate limits off.
+    pub async fn spawn_full() -> TestApp {
+        Self::spawn_full_with(ClinicalConfig::default()).await
+    }
+
+    /// As [`TestApp::spawn_full`], with these clinical settings (e.g. a short emergency
+    /// access duration).
+    pub async fn spawn_full_with(clinical: ClinicalConfig) -> TestApp {
+        Self::start(no_limits(), IdentityConfig::default(), Some(clinical), true).await
+    }
+
+    async fn start(
+        api: ApiConfig,
+        identity: IdentityConfig,
+        clinical: Option<ClinicalConfig>,
+        full: bool,
+    ) -> TestApp {
         let db = TestDb::new().await;
         let master_key = MasterKey::generate();
         let token_key = carelog_crypto::token_key::generate_paserk_secret();
@@ -105,7 +134,34 @@ impl TestApp {
         )
         .await
         .expect("services start");
-        let app = services.router(api, None).await.expect("router");
+        let services = match clinical {
+            Some(cfg) => services.with_clinical(cfg),
+            None => services,
+        };
+        let (nats, workers) = if full {
+            let nats = TestNats::new().await;
+            let bus = || carelog_bus::BusConfig::new(nats.prefix.clone(), 1).expect("bus config");
+            let relay = services
+                .start_relay(&nats.url, bus())
+                .await
+                .expect("relay starts");
+            let projectors = services
+                .start_projectors(
+                    &nats.url,
+                    bus(),
+                    carelog_projector::ProjectorConfig::default(),
+                )
+                .await
+                .expect("projectors start");
+            (Some(nats), Some((relay, projectors)))
+        } else {
+            (None, None)
+        };
+        let nats_url = nats.as_ref().map(|n| n.url.clone());
+        let app = services
+            .router(api, nats_url.as_deref())
+            .await
+            .expect("router");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("free port");
@@ -126,6 +182,8 @@ impl TestApp {
             services,
             master_key,
             token_key,
+            nats,
+            workers,
             shutdown: Some(tx),
         }
     }

@@ -1,6 +1,7 @@
 //! The test harness every end-to-end test builds on.
 
 pub mod app;
+pub mod clinical;
 pub mod db;
 pub mod mfa;
 pub mod nats;

@@ -381,7 +381,8 @@ async fn me(
     State(state): State<AppState>,
     auth: Authenticated,
 ) -> Result<ApiResponse<UserDto>, ApiError> {
-    Ok(ApiResponse::ok(user_dto(&state, auth.actor.user_id).await?).no_store())
+    let me = state.identity.me(&auth.actor).await?;
+    Ok(ApiResponse::ok(UserDto::from(me)).no_store())
 }
 
 /// The public keys that verify carelog's tokens (PASERK k4.public), for other services.

@@ -48,6 +48,7 @@ async fn serve(
 ) -> Result<()> {
     let pool = carelog_store::connect(&stack.database_url(), &PoolConfig::default()).await?;
     carelog_store::migrate(&pool).await?;
+    carelog_projector::schemas::ensure_schemas(&pool).await?;
     let services = Services::start(
         pool,
         keyring,
@@ -55,8 +56,10 @@ async fn serve(
         IdentityConfig::default(),
         PasswordHasher::default(),
     )
-    .await?;
+    .await?
+    .with_clinical(config::clinical()?);
     let admin = seed_admin(&services, data_dir).await?;
+    let demo_password = seed_demo_once(&services, data_dir, &admin.0).await?;
     let app = services
         .router(config::api()?, Some(&stack.nats_url()))
         .await?;
@@ -78,6 +81,7 @@ async fn serve(
         data_dir,
         &format!("http://{}", listener.local_addr()?),
         &admin,
+        &demo_password,
     );
     carelog_api::server::serve(listener, app, wait_for_shutdown()).await?;
     projectors.stop().await;
@@ -110,6 +114,25 @@ async fn seed_admin(services: &Services, data_dir: &Path) -> Result<(String, Str
     Ok((EMAIL.to_owned(), password))
 }
 
+/// The demo organisation, doctors, patients and auditor: seeded on the first run, with
+/// one random password for every demo account kept (0600) in the data directory.
+async fn seed_demo_once(services: &Services, data_dir: &Path, admin_email: &str) -> Result<String> {
+    let file = data_dir.join("keys").join("demo.password");
+    if let Ok(password) = std::fs::read_to_string(&file) {
+        return Ok(password.trim().to_owned());
+    }
+    let admin = services
+        .identity
+        .find_by_email(admin_email)
+        .await?
+        .context("the dev SUPER:ADMIN is missing")?;
+    let password = carelog_crypto::random::random_token()[..24].to_owned();
+    eprintln!("seeding the demo organisation, doctors, patients and records ...");
+    carelog::seed::seed_demo(&services.identity, &services.clinical, admin, &password).await?;
+    write_secret(&file, &password)?;
+    Ok(password)
+}
+
 fn write_secret(path: &Path, value: &str) -> Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
@@ -136,7 +159,13 @@ fn warn_about_dev_keys(data_dir: &Path, created: bool) {
     eprintln!();
 }
 
-fn print_banner(stack: &DevStack, data_dir: &Path, api: &str, admin: &(String, String)) {
+fn print_banner(
+    stack: &DevStack,
+    data_dir: &Path,
+    api: &str,
+    admin: &(String, String),
+    demo_password: &str,
+) {
     let keys = data_dir.join("keys");
     println!(
         "carelog dev is running (PostgreSQL and NATS are private to {})",
@@ -145,6 +174,11 @@ fn print_banner(stack: &DevStack, data_dir: &Path, api: &str, admin: &(String, S
     println!();
     println!("  API          {api}   (docs: {api}/docs)");
     println!("  SUPER:ADMIN  {}  password {}", admin.0, admin.1);
+    println!();
+    println!("  Demo accounts (password {demo_password} for each):");
+    for login in carelog::seed::DEMO_LOGINS {
+        println!("    {:<30} {}", login.email, login.role);
+    }
     println!();
     println!("  DATABASE_URL={}", stack.database_url());
     println!("  NATS_URL={}", stack.nats_url());

@@ -12,8 +12,11 @@ pub async fn from_env() -> Result<Services> {
     let keyring = config::keyring()?;
     let tokens = config::token_keys()?;
     let identity = config::identity()?;
+    let clinical = config::clinical()?;
     let pool = carelog_store::connect(&config::database_url()?, &PoolConfig::default())
         .await
         .context("cannot reach PostgreSQL at DATABASE_URL")?;
-    Services::start(pool, keyring, tokens, identity, PasswordHasher::default()).await
+    let services =
+        Services::start(pool, keyring, tokens, identity, PasswordHasher::default()).await?;
+    Ok(services.with_clinical(clinical))
 }

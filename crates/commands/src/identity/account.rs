@@ -143,9 +143,22 @@ impl Identity {
         Ok(user)
     }
 
-    /// The caller's own account.
+    /// The caller's own account, with their organisation memberships.
     pub async fn me(&self, actor: &Actor) -> Result<UserView, IdentityError> {
-        self.user_view(actor.user_id).await
+        let mut view = self.user_view(actor.user_id).await?;
+        view.memberships =
+            carelog_store::clinical::memberships_of(self.store().pool(), actor.user_id)
+                .await?
+                .into_iter()
+                .map(|m| serde_json::json!({"org_id": m.org_id, "role": m.role.as_str()}))
+                .collect();
+        Ok(view)
+    }
+
+    /// The account registered with `email`, if any (organisations add members by email).
+    pub async fn find_by_email(&self, email: &str) -> Result<Option<UserId>, IdentityError> {
+        let email = normalize_email(email).map_err(|e| invalid("email", e))?;
+        Ok(rows::user_by_email(self.store().pool(), &self.email_index(&email)).await?)
     }
 
     /// An account as its owner sees it.

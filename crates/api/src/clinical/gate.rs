@@ -1,0 +1,124 @@
+//! The gateway check of clinical routes: every route maps to one policy [`Action`], and
+//! the [`Caller`] extractor refuses (403) a caller whose roles cannot perform that
+//! action anywhere, before the handler runs. A route missing from the table fails
+//! closed (500, logged), so a new route cannot skip the policy by accident.
+
+use axum::extract::{FromRequestParts, MatchedPath};
+use axum::http::request::Parts;
+use axum::http::Method;
+use carelog_commands::clinical::Caller as ClinicalCaller;
+use carelog_commands::Ctx;
+use carelog_domain::access::{route_allows, Action};
+
+use crate::auth::Authenticated;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// Every clinical route and its action.
+pub const ROUTES: &[(&str, &str, Action)] = &[
+    ("POST", "/api/organizations", Action::CreateOrg),
+    ("GET", "/api/organizations/{org_id}", Action::ReadOrg),
+    (
+        "POST",
+        "/api/organizations/{org_id}/members",
+        Action::AddMember,
+    ),
+    (
+        "GET",
+        "/api/organizations/{org_id}/members",
+        Action::ListMembers,
+    ),
+    (
+        "DELETE",
+        "/api/organizations/{org_id}/members/{user_id}",
+        Action::RemoveMember,
+    ),
+    (
+        "POST",
+        "/api/organizations/{org_id}/patients",
+        Action::CreatePatient,
+    ),
+    (
+        "GET",
+        "/api/organizations/{org_id}/patients",
+        Action::ListPatients,
+    ),
+    ("GET", "/api/patients/{id}", Action::ReadPatient),
+    ("PATCH", "/api/patients/{id}", Action::UpdatePatient),
+    (
+        "GET",
+        "/api/patients/{id}/history",
+        Action::ReadPatientHistory,
+    ),
+    (
+        "POST",
+        "/api/patients/{id}/emergency-access",
+        Action::EmergencyAccess,
+    ),
+    (
+        "POST",
+        "/api/patients/{id}/clinical-records",
+        Action::CreateRecord,
+    ),
+    (
+        "GET",
+        "/api/patients/{id}/clinical-records",
+        Action::ReadRecord,
+    ),
+    ("GET", "/api/clinical-records/{id}", Action::ReadRecord),
+    ("PATCH", "/api/clinical-records/{id}", Action::AmendRecord),
+    (
+        "POST",
+        "/api/clinical-records/{id}/void",
+        Action::VoidRecord,
+    ),
+    (
+        "GET",
+        "/api/clinical-records/{id}/history",
+        Action::ReadRecordHistory,
+    ),
+];
+
+/// The action of a route, if it is in [`ROUTES`].
+pub fn action_for(method: &Method, path: &str) -> Option<Action> {
+    ROUTES
+        .iter()
+        .find(|(m, p, _)| *m == method.as_str() && *p == path)
+        .map(|(_, _, a)| *a)
+}
+
+/// An authenticated caller that passed the gateway check of the route's action, with
+/// their memberships read now.
+pub struct Caller {
+    /// Who, with roles and memberships.
+    pub caller: ClinicalCaller,
+    /// The command context (request id, client, endpoint, time).
+    pub ctx: Ctx,
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let Authenticated { actor, ctx } = Authenticated::from_request_parts(parts, state).await?;
+        let path = parts
+            .extensions
+            .get::<MatchedPath>()
+            .map(|p| p.as_str().to_owned())
+            .unwrap_or_default();
+        let action = action_for(&parts.method, &path).ok_or_else(|| {
+            ApiError::internal(anyhow::anyhow!(
+                "route {} {path} has no policy action",
+                parts.method
+            ))
+        })?;
+        let caller = state.clinical.caller(actor).await?;
+        if !route_allows(&caller.principal, action) {
+            return Err(ApiError::Forbidden);
+        }
+        Ok(Caller { caller, ctx })
+    }
+}
