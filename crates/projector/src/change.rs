@@ -40,3 +40,84 @@ pub(crate) fn change<E>(
         Some(Err(_)) => Err(ApplyError::new(format!("undecodable {ty} payload"))),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use carelog_domain::patient::PatientEvent;
+    use carelog_domain::record::RecordEvent;
+    use carelog_domain::{
+        EventHeader, EventId, EventType, KeyId, Metadata, Position, SchemaVersion, StreamId,
+        StreamVersion, SubjectId,
+    };
+    use serde_json::json;
+    use uuid::Uuid;
+
+    use super::*;
+
+    fn stored(stream: StreamType, ty: &str) -> StoredEvent {
+        let stream_id = StreamId::new(stream, Uuid::now_v7());
+        StoredEvent {
+            position: Position(7),
+            header: EventHeader {
+                event_id: EventId::new_v7(),
+                stream_id,
+                version: StreamVersion(1),
+                event_type: EventType::try_from(ty).unwrap(),
+                schema_version: SchemaVersion(1),
+                subject: SubjectId::of_stream(&stream_id),
+                key_id: KeyId(Uuid::now_v7()),
+                metadata: Metadata::default(),
+                recorded_at: chrono::Utc::now(),
+            },
+            payload: vec![],
+            prev_hash: [0; 32],
+            hash: [0; 32],
+        }
+    }
+
+    fn patient(e: &StoredEvent, o: &Opened) -> Result<Change<PatientEvent>, ApplyError> {
+        change(e, o, StreamType::Patient, PatientEvent::decode)
+    }
+
+    fn record(e: &StoredEvent, o: &Opened) -> Result<Change<RecordEvent>, ApplyError> {
+        change(e, o, StreamType::Record, RecordEvent::decode)
+    }
+
+    #[test]
+    fn other_streams_and_unknown_types_change_nothing() {
+        let e = stored(StreamType::User, "PatientRegistered");
+        assert!(matches!(patient(&e, &Opened::Erased), Ok(Change::None)));
+        let e = stored(StreamType::Patient, "RecordVoided");
+        assert!(matches!(record(&e, &Opened::Erased), Ok(Change::None)));
+        let opened = Opened::Payload(json!({}));
+        let e = stored(StreamType::Patient, "SomethingNew");
+        assert!(matches!(patient(&e, &opened), Ok(Change::None)));
+        let e = stored(StreamType::Record, "RecordArchived");
+        assert!(matches!(record(&e, &opened), Ok(Change::None)));
+    }
+
+    #[test]
+    fn an_erased_payload_erases_the_rows() {
+        let e = stored(StreamType::Patient, "PatientUpdated");
+        assert!(matches!(patient(&e, &Opened::Erased), Ok(Change::Erase)));
+        let e = stored(StreamType::Record, "RecordVoided");
+        assert!(matches!(record(&e, &Opened::Erased), Ok(Change::Erase)));
+    }
+
+    #[test]
+    fn an_undecodable_payload_names_its_type_only() {
+        let e = stored(StreamType::Patient, "PatientUpdated");
+        let opened = Opened::Payload(json!({"demographics": {"given_name": "Ada Secret"}}));
+        let Err(err) = patient(&e, &opened) else {
+            panic!("expected an error")
+        };
+        assert_eq!(err.message(), "undecodable PatientUpdated payload");
+        assert!(!err.is_transient());
+        let e = stored(StreamType::Record, "RecordVoided");
+        let opened = Opened::Payload(json!({"reason": "wrong patient: Ada"}));
+        let Err(err) = record(&e, &opened) else {
+            panic!("expected an error")
+        };
+        assert_eq!(err.message(), "undecodable RecordVoided payload");
+    }
+}
