@@ -43,11 +43,14 @@ pub enum StreamType {
     Session,
     /// One emergency ("break-glass") access grant to a patient.
     Emergency,
+    /// One session consent of a patient (to record a clinical session, to AI
+    /// transcription).
+    SessionConsent,
 }
 
 impl StreamType {
     /// Every stream type, in a stable order.
-    pub const ALL: [StreamType; 9] = [
+    pub const ALL: [StreamType; 10] = [
         StreamType::Patient,
         StreamType::Record,
         StreamType::User,
@@ -57,6 +60,7 @@ impl StreamType {
         StreamType::System,
         StreamType::Session,
         StreamType::Emergency,
+        StreamType::SessionConsent,
     ];
 
     /// The prefix used in stream ids, subjects and NATS subjects.
@@ -71,6 +75,8 @@ impl StreamType {
             StreamType::System => "system",
             StreamType::Session => "session",
             StreamType::Emergency => "emergency",
+            // A NATS subject token: `[a-z0-9_]`, no `-` (the stream id separator).
+            StreamType::SessionConsent => "session_consent",
         }
     }
 }
@@ -252,6 +258,18 @@ uuid_newtype!(
     /// One emergency access grant.
     GrantId
 );
+uuid_newtype!(
+    /// One consent of a patient (granted by them, or requested by a doctor).
+    ConsentId
+);
+uuid_newtype!(
+    /// One session consent of a patient (recording, AI transcription).
+    SessionConsentId
+);
+uuid_newtype!(
+    /// One data-subject request (GDPR erasure).
+    DsrId
+);
 
 impl OrgId {
     /// The organisation's stream, `org-<uuid>`.
@@ -290,6 +308,28 @@ impl GrantId {
     /// The grant's stream, `emergency-<uuid>` (sealed under its patient's subject).
     pub fn stream(self) -> StreamId {
         StreamId::new(StreamType::Emergency, self.0)
+    }
+}
+
+impl ConsentId {
+    /// The consent's stream, `consent-<uuid>` (sealed under its patient's subject).
+    pub fn stream(self) -> StreamId {
+        StreamId::new(StreamType::Consent, self.0)
+    }
+}
+
+impl SessionConsentId {
+    /// The session consent's stream, `session_consent-<uuid>` (sealed under its
+    /// patient's subject).
+    pub fn stream(self) -> StreamId {
+        StreamId::new(StreamType::SessionConsent, self.0)
+    }
+}
+
+impl DsrId {
+    /// The data-subject request's stream, `dsr-<uuid>`.
+    pub fn stream(self) -> StreamId {
+        StreamId::new(StreamType::Dsr, self.0)
     }
 }
 
@@ -432,6 +472,26 @@ mod tests {
         ] {
             assert!(bad.parse::<StreamId>().is_err(), "{bad:?} was accepted");
         }
+    }
+
+    #[test]
+    fn every_stream_type_is_a_nats_token_and_round_trips() {
+        for t in StreamType::ALL {
+            let name = t.as_str();
+            assert!(name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'));
+            assert_eq!(name.parse::<StreamType>().unwrap(), t);
+            let id = StreamId::new(t, Uuid::now_v7());
+            assert_eq!(id.to_string().parse::<StreamId>().unwrap(), id);
+        }
+        let id = SessionConsentId::new_v7();
+        assert!(id.stream().to_string().starts_with("session_consent-"));
+        assert!(ConsentId::new_v7()
+            .stream()
+            .to_string()
+            .starts_with("consent-"));
+        assert!(DsrId::new_v7().stream().to_string().starts_with("dsr-"));
     }
 
     #[test]

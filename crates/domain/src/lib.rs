@@ -9,7 +9,10 @@
 //!   rule, cannot fail) and decisions (validate, check state, return events or the
 //!   aggregate's error): [`user`], [`org`] (members and org roles), [`patient`]
 //!   (demographics, emergency grants), [`record`] (clinical records, amended and voided,
-//!   never deleted); history `as_of` is a `fold` of a stream's prefix;
+//!   never deleted), [`consent`] (granted, requested, approved, declined, revoked;
+//!   expiring by time), [`session_consent`] (recording and AI transcription of a
+//!   session), [`dsr`] (GDPR erasure requests); history `as_of` is a `fold` of a
+//!   stream's prefix;
 //! - [`field`]: the 400-level validation error naming a field, never its value;
 //! - [`access`]: the one access policy (roles, tenant isolation, the patient's own data,
 //!   consent, emergency access) — the gateway check and the resource decision.
@@ -20,7 +23,10 @@
 //! sealing, appending and answering HTTP belong to the adapters.
 
 pub mod access;
+pub mod consent;
+pub mod dsr;
 pub mod event;
+pub mod export;
 pub mod field;
 pub mod ids;
 pub mod metadata;
@@ -29,6 +35,7 @@ pub mod org;
 pub mod patient;
 pub mod record;
 pub mod roles;
+pub mod session_consent;
 #[cfg(test)]
 mod testing;
 pub mod user;
@@ -36,8 +43,9 @@ pub mod user;
 pub use event::{EventHeader, NewEvent};
 pub use field::FieldError;
 pub use ids::{
-    EventId, EventType, GrantId, IdError, KeyId, OrgId, PatientId, Position, RecordId,
-    SchemaVersion, SessionId, StreamId, StreamType, StreamVersion, SubjectId, UserId,
+    ConsentId, DsrId, EventId, EventType, GrantId, IdError, KeyId, OrgId, PatientId, Position,
+    RecordId, SchemaVersion, SessionConsentId, SessionId, StreamId, StreamType, StreamVersion,
+    SubjectId, UserId,
 };
 pub use metadata::Metadata;
 pub use roles::Role;

@@ -45,7 +45,11 @@ impl Projection for Patients {
             let place = EventPlace::of(event);
             match change(event, opened, StreamType::Patient, PatientEvent::decode)? {
                 Change::None => {}
-                Change::Erase => rm::patient_delete(tx, patient).await?,
+                // An erasure: the key is gone (payloads unreadable) or, at the
+                // `PatientErased` event itself, the patient is forgotten.
+                Change::Erase | Change::Event(PatientEvent::PatientErased { .. }) => {
+                    rm::patient_delete(tx, patient).await?
+                }
                 Change::Event(PatientEvent::PatientRegistered {
                     org_id,
                     demographics,

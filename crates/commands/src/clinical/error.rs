@@ -115,6 +115,7 @@ impl From<PatientError> for ClinicalError {
         match e {
             PatientError::Invalid(f) => f.into(),
             PatientError::NotFound => ClinicalError::NotFound,
+            PatientError::Erased => ClinicalError::Gone,
             PatientError::AlreadyRegistered => ClinicalError::Conflict(e.to_string()),
         }
     }

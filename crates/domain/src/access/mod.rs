@@ -11,7 +11,10 @@
 //! Where the existence of a resource is itself sensitive (patients, records), a caller
 //! with no relationship to it gets [`Decision::NotFound`], not a denial.
 
+use std::fmt;
+
 use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 
 use crate::ids::{GrantId, OrgId, PatientId, UserId};
 use crate::roles::Role;
@@ -49,8 +52,14 @@ pub struct PatientFacts {
     pub erased: bool,
 }
 
-/// To whom a consent gives access.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// To whom a consent gives access. In JSON: `{"type": "org"|"user", "id": "<uuid>"}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(
+    tag = "type",
+    content = "id",
+    rename_all = "snake_case",
+    deny_unknown_fields
+)]
 pub enum Grantee {
     /// The doctors of an organisation.
     Org(OrgId),
@@ -58,8 +67,9 @@ pub enum Grantee {
     User(UserId),
 }
 
-/// What a consent covers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What a consent covers (`all`, `demographics`, `clinical_records` in the API).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum ConsentScope {
     /// Demographics and clinical records.
     All,
@@ -69,8 +79,11 @@ pub enum ConsentScope {
     ClinicalRecords,
 }
 
-/// The lifecycle state of a consent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The lifecycle state of a consent (`requested`, `active`, `declined`, `revoked`).
+/// Expiry is not a state: an `active` consent whose `expires_at` has passed is shown as
+/// expired ([`crate::consent::EffectiveConsentStatus`]) and allows nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum ConsentStatus {
     /// Asked for by a doctor, not yet approved by the patient.
     Requested,
@@ -80,6 +93,50 @@ pub enum ConsentStatus {
     Declined,
     /// Withdrawn by the patient.
     Revoked,
+}
+
+impl ConsentScope {
+    /// Every scope.
+    pub const ALL: [ConsentScope; 3] = [
+        ConsentScope::All,
+        ConsentScope::Demographics,
+        ConsentScope::ClinicalRecords,
+    ];
+
+    /// The snake_case name, as in the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConsentScope::All => "all",
+            ConsentScope::Demographics => "demographics",
+            ConsentScope::ClinicalRecords => "clinical_records",
+        }
+    }
+}
+
+impl ConsentStatus {
+    /// Every lifecycle state.
+    pub const ALL: [ConsentStatus; 4] = [
+        ConsentStatus::Requested,
+        ConsentStatus::Active,
+        ConsentStatus::Declined,
+        ConsentStatus::Revoked,
+    ];
+
+    /// The snake_case name, as in the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConsentStatus::Requested => "requested",
+            ConsentStatus::Active => "active",
+            ConsentStatus::Declined => "declined",
+            ConsentStatus::Revoked => "revoked",
+        }
+    }
+}
+
+impl fmt::Display for ConsentStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// A consent on one patient, as current state knows it.
@@ -121,6 +178,16 @@ pub enum Resource<'a> {
     Patient(&'a PatientFacts),
     /// A clinical record of a patient (or the list of them).
     Record(&'a PatientFacts),
+    /// One consent on a patient, to a grantee (approve, decline, revoke).
+    Consent {
+        /// The patient who consents.
+        patient: &'a PatientFacts,
+        /// Who the consent is (or would be) to.
+        grantee: Grantee,
+    },
+    /// What belongs to the caller themself (their consents, as patient or as grantee):
+    /// the query filters by the caller, so there is nothing else to decide on.
+    Own,
 }
 
 /// Every action the policy decides. One per route class of API.md.
@@ -158,6 +225,67 @@ pub enum Action {
     ReadRecordHistory,
     /// `POST /api/patients/:id/emergency-access`.
     EmergencyAccess,
+    /// `POST /api/consent/grant`: the patient grants a consent on their own chart.
+    GrantConsent,
+    /// `POST /api/consent/request`: a doctor asks a patient for a consent.
+    RequestConsent,
+    /// `POST /api/consent/:id/approve`, `POST /api/consent/:id/decline`: the patient
+    /// answers a request.
+    DecideConsent,
+    /// `POST /api/consent/:id/revoke`: the patient withdraws a consent.
+    RevokeConsent,
+    /// `GET /api/consent`: the caller's own consents (as patient or grantee).
+    ListOwnConsents,
+    /// `GET /api/organizations/:id/consents`: consents to the organisation and on its
+    /// patients.
+    ListOrgConsents,
+    /// `POST /api/sessions/consents`, `POST /api/sessions/consents/:id/revoke`: the
+    /// patient grants or revokes a session consent.
+    ManageSessionConsent,
+    /// `GET /api/sessions/consents`: a patient's session consents.
+    ReadSessionConsents,
+    /// `POST /api/patients/:id/erasure-request`.
+    RequestErasure,
+    /// `GET /api/patients/:id/dsr`: a patient's data-subject requests.
+    ReadDsr,
+    /// `GET /api/patients/:id/export`.
+    Export,
+    /// `POST /api/dsr/:id/approve`, `POST /api/dsr/:id/reject`.
+    DecideErasure,
+}
+
+impl Action {
+    /// Every action.
+    pub const ALL: [Action; 28] = [
+        Action::CreateOrg,
+        Action::ReadOrg,
+        Action::AddMember,
+        Action::ListMembers,
+        Action::RemoveMember,
+        Action::CreatePatient,
+        Action::ListPatients,
+        Action::ReadPatient,
+        Action::UpdatePatient,
+        Action::ReadPatientHistory,
+        Action::CreateRecord,
+        Action::ReadRecord,
+        Action::AmendRecord,
+        Action::VoidRecord,
+        Action::ReadRecordHistory,
+        Action::EmergencyAccess,
+        Action::GrantConsent,
+        Action::RequestConsent,
+        Action::DecideConsent,
+        Action::RevokeConsent,
+        Action::ListOwnConsents,
+        Action::ListOrgConsents,
+        Action::ManageSessionConsent,
+        Action::ReadSessionConsents,
+        Action::RequestErasure,
+        Action::ReadDsr,
+        Action::Export,
+        Action::DecideErasure,
+    ];
 }
 
 /// On what grounds access is allowed (it shapes the answer and the access event).
@@ -193,6 +321,8 @@ pub enum DenyReason {
     OwnReadOnly,
     /// The consent that would allow it is missing, revoked, expired or out of scope.
     NoConsent,
+    /// Only the patient decides on their consents.
+    PatientOnly,
 }
 
 /// The answer of [`decide`].

@@ -9,7 +9,11 @@
 //! 3. everyone else: 404 — tenant isolation, the patient's existence is not revealed.
 //!
 //! Then, on an erased patient, anything but 404 becomes 410: a caller with no
-//! relationship still learns nothing.
+//! relationship still learns nothing. Two actions are exempt, because the erasure is
+//! their own business and API.md has them answer after it: reading the patient's
+//! data-subject requests ([`Action::ReadDsr`]: the DSR answers `completed`) and deciding
+//! one ([`Action::DecideErasure`]: approving a completed request again is the DSR's 409,
+//! not a 410). Neither reveals PHI: a DSR's reasons went with the patient's key.
 
 use super::{
     AccessContext, Action, ConsentScope, ConsentStatus, Decision, DenyReason, Grantee, Grounds,
@@ -30,7 +34,20 @@ pub fn route_allows(principal: &Principal, action: Action) -> bool {
         Action::CreateOrg => may_create_org(principal).is_some(),
         Action::EmergencyAccess => may_break_glass(principal).is_some(),
         Action::CreateRecord | Action::AmendRecord | Action::VoidRecord => is_doctor(principal),
-        Action::ReadOrg
+        Action::RequestConsent => is_doctor(principal),
+        Action::DecideErasure => is_platform_admin(principal),
+        // Acting on one's own chart needs no role (a doctor may be a patient too).
+        Action::GrantConsent
+        | Action::DecideConsent
+        | Action::RevokeConsent
+        | Action::ListOwnConsents
+        | Action::ListOrgConsents
+        | Action::ManageSessionConsent
+        | Action::ReadSessionConsents
+        | Action::RequestErasure
+        | Action::ReadDsr
+        | Action::Export
+        | Action::ReadOrg
         | Action::AddMember
         | Action::ListMembers
         | Action::RemoveMember
@@ -47,10 +64,27 @@ pub fn route_allows(principal: &Principal, action: Action) -> bool {
 /// The decision on `principal` doing `action` to `resource` in `ctx`.
 ///
 /// Each action expects one kind of resource (`CreateOrg`: [`Resource::Platform`];
-/// organisation routes and `CreatePatient` / `ListPatients`: [`Resource::Org`];
-/// `ReadPatient`, `UpdatePatient`, `ReadPatientHistory`, `EmergencyAccess`:
-/// [`Resource::Patient`]; record routes: [`Resource::Record`]). Any other pairing is a
-/// caller's bug and fails closed with [`Decision::NotFound`].
+/// organisation routes, `CreatePatient`, `ListPatients`, `ListOrgConsents`:
+/// [`Resource::Org`]; `ReadPatient`, `UpdatePatient`, `ReadPatientHistory`,
+/// `EmergencyAccess`, `GrantConsent`, `RequestConsent`, the session consent, erasure,
+/// DSR and export routes: [`Resource::Patient`]; record routes: [`Resource::Record`];
+/// `DecideConsent`, `RevokeConsent`: [`Resource::Consent`]; `ListOwnConsents`:
+/// [`Resource::Own`]). Any other pairing is a caller's bug and fails closed with
+/// [`Decision::NotFound`].
+///
+/// Who may do what with consents and DSRs (API.md "Consent", "GDPR"):
+/// - grant, approve, decline, revoke a consent; grant or revoke a session consent: the
+///   patient only (their own chart); anyone else who knows the patient or the consent
+///   gets 403 `PatientOnly`;
+/// - request a consent: any doctor (BASE:DOCTOR, ORG:DOCTOR of any organisation), on
+///   any patient — the doctor names the patient; the patient then answers;
+/// - list one's own consents: anyone (the query filters by the caller);
+/// - an organisation's consents: its ORG:ADMIN and ORG:DOCTOR, and platform admins;
+/// - read session consents: the patient, the ORG:DOCTORs of the patient's organisation,
+///   doctors holding an active consent on the patient;
+/// - request an erasure, export: the patient, the ORG:ADMIN of the patient's
+///   organisation on their behalf; read DSRs: the same and platform admins;
+/// - approve or reject an erasure: SUPER:ADMIN, APP:ADMIN.
 pub fn decide(
     principal: &Principal,
     action: Action,
@@ -66,11 +100,31 @@ pub fn decide(
         (Action::CreatePatient | Action::ListPatients, Resource::Org(org)) => {
             org_patients(principal, org)
         }
+        (Action::ListOwnConsents, Resource::Own) => Decision::Allow(Grounds::Own),
+        (Action::ListOrgConsents, Resource::Org(org)) => org_consents(principal, org),
+        (Action::ReadDsr | Action::DecideErasure, Resource::Patient(patient)) => {
+            // Answered after the erasure too (see the module's documentation).
+            on_patient(&Facts::gather(principal, patient, ctx), action)
+        }
+        (Action::DecideConsent | Action::RevokeConsent, Resource::Consent { patient, grantee }) => {
+            let decision = on_consent(principal, &Facts::gather(principal, patient, ctx), grantee);
+            if patient.erased && decision != Decision::NotFound {
+                Decision::Gone
+            } else {
+                decision
+            }
+        }
         (
             Action::ReadPatient
             | Action::UpdatePatient
             | Action::ReadPatientHistory
-            | Action::EmergencyAccess,
+            | Action::EmergencyAccess
+            | Action::GrantConsent
+            | Action::RequestConsent
+            | Action::ManageSessionConsent
+            | Action::ReadSessionConsents
+            | Action::RequestErasure
+            | Action::Export,
             Resource::Patient(patient),
         )
         | (
@@ -194,6 +248,17 @@ fn org_patients(principal: &Principal, org: OrgId) -> Decision {
     }
 }
 
+/// An organisation's consents: its ORG:ADMIN and ORG:DOCTOR; platform admins (who
+/// support the organisation; the list holds ids, scopes and states, no PHI).
+fn org_consents(principal: &Principal, org: OrgId) -> Decision {
+    match org_role(principal, org) {
+        Some(Role::OrgAdmin | Role::OrgDoctor) => Decision::Allow(Grounds::Membership),
+        _ if is_platform_admin(principal) => Decision::Allow(Grounds::Platform),
+        Some(_) => Decision::Deny(DenyReason::OrgRole),
+        None => Decision::NotFound,
+    }
+}
+
 // ---- patient and record routes ------------------------------------------------------
 
 /// What the caller has to do with one patient, gathered once.
@@ -214,6 +279,10 @@ struct Facts {
     app_auditor: bool,
     /// May declare an emergency, and on what grounds.
     break_glass: Option<Grounds>,
+    /// A doctor (BASE:DOCTOR, or ORG:DOCTOR anywhere).
+    doctor: bool,
+    /// SUPER:ADMIN or APP:ADMIN.
+    platform_admin: bool,
 }
 
 impl Facts {
@@ -228,6 +297,8 @@ impl Facts {
             emergency: emergency_grant(principal, patient, ctx),
             app_auditor: has(principal, Role::AppAuditor),
             break_glass: may_break_glass(principal),
+            doctor: is_doctor(principal),
+            platform_admin: is_platform_admin(principal),
         }
     }
 
@@ -302,13 +373,105 @@ fn on_patient(f: &Facts, action: Action) -> Decision {
         Action::EmergencyAccess => f
             .break_glass
             .map_or(Decision::Deny(DenyReason::Role), Decision::Allow),
+        Action::GrantConsent | Action::ManageSessionConsent => patient_only(f),
+        Action::RequestConsent => request_consent(f),
+        Action::ReadSessionConsents => read_session_consents(f),
+        Action::RequestErasure | Action::Export => on_behalf(f, false),
+        Action::ReadDsr => on_behalf(f, true),
+        Action::DecideErasure => decide_erasure(f),
         Action::CreateOrg
         | Action::ReadOrg
         | Action::AddMember
         | Action::ListMembers
         | Action::RemoveMember
         | Action::CreatePatient
-        | Action::ListPatients => Decision::NotFound,
+        | Action::ListPatients
+        | Action::DecideConsent
+        | Action::RevokeConsent
+        | Action::ListOwnConsents
+        | Action::ListOrgConsents => Decision::NotFound,
+    }
+}
+
+// ---- consent, session consent, erasure ----------------------------------------------
+
+/// Only the patient acts on their consents; the patient's organisation and anyone else
+/// who knows the patient are told so, strangers learn nothing.
+fn patient_only(f: &Facts) -> Decision {
+    if f.own {
+        Decision::Allow(Grounds::Own)
+    } else {
+        f.refuse(DenyReason::PatientOnly)
+    }
+}
+
+/// Approving, declining, revoking a consent: the patient. The grantee (the doctor, a
+/// member of the grantee organisation) knows the consent exists: 403, like those who
+/// know the patient.
+fn on_consent(principal: &Principal, f: &Facts, grantee: Grantee) -> Decision {
+    let is_grantee = match grantee {
+        Grantee::User(user) => user == principal.user_id,
+        Grantee::Org(org) => org_role(principal, org).is_some(),
+    };
+    if f.own {
+        Decision::Allow(Grounds::Own)
+    } else if is_grantee {
+        Decision::Deny(DenyReason::PatientOnly)
+    } else {
+        f.refuse(DenyReason::PatientOnly)
+    }
+}
+
+/// Any doctor may ask any patient (whose id they were given) for a consent; the patient
+/// decides. Others: refused by role, or not found.
+fn request_consent(f: &Facts) -> Decision {
+    if f.doctor {
+        Decision::Allow(Grounds::BaseRole)
+    } else {
+        f.refuse(DenyReason::Role)
+    }
+}
+
+/// Session consents are read by the patient, the ORG:DOCTORs of the patient's
+/// organisation, and doctors holding an active consent on the patient (who run
+/// sessions with them).
+fn read_session_consents(f: &Facts) -> Decision {
+    if f.own {
+        Decision::Allow(Grounds::Own)
+    } else if f.org_role == Some(Role::OrgDoctor) {
+        Decision::Allow(Grounds::Membership)
+    } else if f.consent_any {
+        Decision::Allow(Grounds::Consent)
+    } else if f.org_role.is_some() {
+        Decision::Deny(DenyReason::OrgRole)
+    } else {
+        f.refuse(DenyReason::NoConsent)
+    }
+}
+
+/// Erasure requests and exports: the patient, or the ORG:ADMIN of the patient's
+/// organisation on their behalf; with `platform`, platform admins too (reading DSRs:
+/// they decide them).
+fn on_behalf(f: &Facts, platform: bool) -> Decision {
+    if f.own {
+        Decision::Allow(Grounds::Own)
+    } else if f.org_role == Some(Role::OrgAdmin) {
+        Decision::Allow(Grounds::Membership)
+    } else if platform && f.platform_admin {
+        Decision::Allow(Grounds::Platform)
+    } else if f.org_role.is_some() {
+        Decision::Deny(DenyReason::OrgRole)
+    } else {
+        f.refuse(DenyReason::Role)
+    }
+}
+
+/// Approving or rejecting an erasure: SUPER:ADMIN and APP:ADMIN only.
+fn decide_erasure(f: &Facts) -> Decision {
+    if f.platform_admin {
+        Decision::Allow(Grounds::Platform)
+    } else {
+        f.refuse(DenyReason::Role)
     }
 }
 

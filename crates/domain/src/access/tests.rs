@@ -33,6 +33,7 @@ const OWN_READ_ONLY: Decision = Decision::Deny(DenyReason::OwnReadOnly);
 const NO_CONSENT: Decision = Decision::Deny(DenyReason::NoConsent);
 const NOT_FOUND: Decision = Decision::NotFound;
 const GONE: Decision = Decision::Gone;
+const PATIENT_ONLY: Decision = Decision::Deny(DenyReason::PatientOnly);
 
 /// Every kind of caller. "Org" roles are memberships of org A (the patient's), "OtherOrg"
 /// of org B.
@@ -142,38 +143,28 @@ fn world_grants() -> Vec<EmergencyFacts> {
     ]
 }
 
-/// The resource each action is decided on: org A, or patient P.
+/// The resource each action is decided on: org A, patient P, or the consent on P of the
+/// table's world (to ConsentedDoctor).
 fn resource_for(action: Action, p: &PatientFacts) -> Resource<'_> {
     match action {
         CreateOrg => Resource::Platform,
-        ReadOrg | AddMember | ListMembers | RemoveMember | CreatePatient | ListPatients => {
-            Resource::Org(ORG_A)
-        }
-        ReadPatient | UpdatePatient | ReadPatientHistory | EmergencyAccess => Resource::Patient(p),
+        ReadOrg | AddMember | ListMembers | RemoveMember | CreatePatient | ListPatients
+        | ListOrgConsents => Resource::Org(ORG_A),
+        ReadPatient | UpdatePatient | ReadPatientHistory | EmergencyAccess | GrantConsent
+        | RequestConsent | ManageSessionConsent | ReadSessionConsents | RequestErasure
+        | ReadDsr | Export | DecideErasure => Resource::Patient(p),
         CreateRecord | ReadRecord | AmendRecord | VoidRecord | ReadRecordHistory => {
             Resource::Record(p)
         }
+        DecideConsent | RevokeConsent => Resource::Consent {
+            patient: p,
+            grantee: Grantee::User(user(ConsentedDoctor)),
+        },
+        ListOwnConsents => Resource::Own,
     }
 }
 
-const ALL_ACTIONS: [Action; 16] = [
-    CreateOrg,
-    ReadOrg,
-    AddMember,
-    ListMembers,
-    RemoveMember,
-    CreatePatient,
-    ListPatients,
-    ReadPatient,
-    UpdatePatient,
-    ReadPatientHistory,
-    CreateRecord,
-    ReadRecord,
-    AmendRecord,
-    VoidRecord,
-    ReadRecordHistory,
-    EmergencyAccess,
-];
+const ALL_ACTIONS: [Action; 28] = Action::ALL;
 
 #[rustfmt::skip]
 const TABLE: &[(Who, Action, Decision)] = &[
@@ -449,6 +440,212 @@ const TABLE: &[(Who, Action, Decision)] = &[
         (EmergencyExpired, VoidRecord,         NOT_FOUND),
         (EmergencyExpired, ReadRecordHistory,  NOT_FOUND),
         (EmergencyExpired, EmergencyAccess,    BASE),
+        // Consent, session consent, erasure (the resource of DecideConsent and
+        // RevokeConsent is the consent to ConsentedDoctor).
+        (SuperAdmin,       GrantConsent,         NOT_FOUND),
+        (SuperAdmin,       RequestConsent,       NOT_FOUND),
+        (SuperAdmin,       DecideConsent,        NOT_FOUND),
+        (SuperAdmin,       RevokeConsent,        NOT_FOUND),
+        (SuperAdmin,       ListOwnConsents,      OWN),
+        (SuperAdmin,       ListOrgConsents,      PLATFORM),
+        (SuperAdmin,       ManageSessionConsent, NOT_FOUND),
+        (SuperAdmin,       ReadSessionConsents,  NOT_FOUND),
+        (SuperAdmin,       RequestErasure,       NOT_FOUND),
+        (SuperAdmin,       ReadDsr,              PLATFORM),
+        (SuperAdmin,       Export,               NOT_FOUND),
+        (SuperAdmin,       DecideErasure,        PLATFORM),
+        (AppAdmin,         GrantConsent,         NOT_FOUND),
+        (AppAdmin,         RequestConsent,       NOT_FOUND),
+        (AppAdmin,         DecideConsent,        NOT_FOUND),
+        (AppAdmin,         RevokeConsent,        NOT_FOUND),
+        (AppAdmin,         ListOwnConsents,      OWN),
+        (AppAdmin,         ListOrgConsents,      PLATFORM),
+        (AppAdmin,         ManageSessionConsent, NOT_FOUND),
+        (AppAdmin,         ReadSessionConsents,  NOT_FOUND),
+        (AppAdmin,         RequestErasure,       NOT_FOUND),
+        (AppAdmin,         ReadDsr,              PLATFORM),
+        (AppAdmin,         Export,               NOT_FOUND),
+        (AppAdmin,         DecideErasure,        PLATFORM),
+        (AppAuditor,       GrantConsent,         NOT_FOUND),
+        (AppAuditor,       RequestConsent,       NOT_FOUND),
+        (AppAuditor,       DecideConsent,        NOT_FOUND),
+        (AppAuditor,       RevokeConsent,        NOT_FOUND),
+        (AppAuditor,       ListOwnConsents,      OWN),
+        (AppAuditor,       ListOrgConsents,      NOT_FOUND),
+        (AppAuditor,       ManageSessionConsent, NOT_FOUND),
+        (AppAuditor,       ReadSessionConsents,  NOT_FOUND),
+        (AppAuditor,       RequestErasure,       NOT_FOUND),
+        (AppAuditor,       ReadDsr,              NOT_FOUND),
+        (AppAuditor,       Export,               NOT_FOUND),
+        (AppAuditor,       DecideErasure,        NOT_FOUND),
+        (OrgAdmin,         GrantConsent,         PATIENT_ONLY),
+        (OrgAdmin,         RequestConsent,       DENY_ROLE),
+        (OrgAdmin,         DecideConsent,        PATIENT_ONLY),
+        (OrgAdmin,         RevokeConsent,        PATIENT_ONLY),
+        (OrgAdmin,         ListOwnConsents,      OWN),
+        (OrgAdmin,         ListOrgConsents,      MEMBER),
+        (OrgAdmin,         ManageSessionConsent, PATIENT_ONLY),
+        (OrgAdmin,         ReadSessionConsents,  DENY_ORG_ROLE),
+        (OrgAdmin,         RequestErasure,       MEMBER),
+        (OrgAdmin,         ReadDsr,              MEMBER),
+        (OrgAdmin,         Export,               MEMBER),
+        (OrgAdmin,         DecideErasure,        DENY_ROLE),
+        (OrgDoctor,        GrantConsent,         PATIENT_ONLY),
+        (OrgDoctor,        RequestConsent,       BASE),
+        (OrgDoctor,        DecideConsent,        PATIENT_ONLY),
+        (OrgDoctor,        RevokeConsent,        PATIENT_ONLY),
+        (OrgDoctor,        ListOwnConsents,      OWN),
+        (OrgDoctor,        ListOrgConsents,      MEMBER),
+        (OrgDoctor,        ManageSessionConsent, PATIENT_ONLY),
+        (OrgDoctor,        ReadSessionConsents,  MEMBER),
+        (OrgDoctor,        RequestErasure,       DENY_ORG_ROLE),
+        (OrgDoctor,        ReadDsr,              DENY_ORG_ROLE),
+        (OrgDoctor,        Export,               DENY_ORG_ROLE),
+        (OrgDoctor,        DecideErasure,        DENY_ROLE),
+        (OrgStaff,         GrantConsent,         PATIENT_ONLY),
+        (OrgStaff,         RequestConsent,       DENY_ROLE),
+        (OrgStaff,         DecideConsent,        PATIENT_ONLY),
+        (OrgStaff,         RevokeConsent,        PATIENT_ONLY),
+        (OrgStaff,         ListOwnConsents,      OWN),
+        (OrgStaff,         ListOrgConsents,      DENY_ORG_ROLE),
+        (OrgStaff,         ManageSessionConsent, PATIENT_ONLY),
+        (OrgStaff,         ReadSessionConsents,  DENY_ORG_ROLE),
+        (OrgStaff,         RequestErasure,       DENY_ORG_ROLE),
+        (OrgStaff,         ReadDsr,              DENY_ORG_ROLE),
+        (OrgStaff,         Export,               DENY_ORG_ROLE),
+        (OrgStaff,         DecideErasure,        DENY_ROLE),
+        (OrgAuditor,       GrantConsent,         PATIENT_ONLY),
+        (OrgAuditor,       RequestConsent,       DENY_ROLE),
+        (OrgAuditor,       DecideConsent,        PATIENT_ONLY),
+        (OrgAuditor,       RevokeConsent,        PATIENT_ONLY),
+        (OrgAuditor,       ListOwnConsents,      OWN),
+        (OrgAuditor,       ListOrgConsents,      DENY_ORG_ROLE),
+        (OrgAuditor,       ManageSessionConsent, PATIENT_ONLY),
+        (OrgAuditor,       ReadSessionConsents,  DENY_ORG_ROLE),
+        (OrgAuditor,       RequestErasure,       DENY_ORG_ROLE),
+        (OrgAuditor,       ReadDsr,              DENY_ORG_ROLE),
+        (OrgAuditor,       Export,               DENY_ORG_ROLE),
+        (OrgAuditor,       DecideErasure,        DENY_ROLE),
+        (OtherOrgAdmin,    GrantConsent,         NOT_FOUND),
+        (OtherOrgAdmin,    RequestConsent,       NOT_FOUND),
+        (OtherOrgAdmin,    DecideConsent,        NOT_FOUND),
+        (OtherOrgAdmin,    RevokeConsent,        NOT_FOUND),
+        (OtherOrgAdmin,    ListOwnConsents,      OWN),
+        (OtherOrgAdmin,    ListOrgConsents,      NOT_FOUND),
+        (OtherOrgAdmin,    ManageSessionConsent, NOT_FOUND),
+        (OtherOrgAdmin,    ReadSessionConsents,  NOT_FOUND),
+        (OtherOrgAdmin,    RequestErasure,       NOT_FOUND),
+        (OtherOrgAdmin,    ReadDsr,              NOT_FOUND),
+        (OtherOrgAdmin,    Export,               NOT_FOUND),
+        (OtherOrgAdmin,    DecideErasure,        NOT_FOUND),
+        (OtherOrgDoctor,   GrantConsent,         NOT_FOUND),
+        (OtherOrgDoctor,   RequestConsent,       BASE),
+        (OtherOrgDoctor,   DecideConsent,        NOT_FOUND),
+        (OtherOrgDoctor,   RevokeConsent,        NOT_FOUND),
+        (OtherOrgDoctor,   ListOwnConsents,      OWN),
+        (OtherOrgDoctor,   ListOrgConsents,      NOT_FOUND),
+        (OtherOrgDoctor,   ManageSessionConsent, NOT_FOUND),
+        (OtherOrgDoctor,   ReadSessionConsents,  NOT_FOUND),
+        (OtherOrgDoctor,   RequestErasure,       NOT_FOUND),
+        (OtherOrgDoctor,   ReadDsr,              NOT_FOUND),
+        (OtherOrgDoctor,   Export,               NOT_FOUND),
+        (OtherOrgDoctor,   DecideErasure,        NOT_FOUND),
+        (OtherOrgStaff,    GrantConsent,         NOT_FOUND),
+        (OtherOrgStaff,    RequestConsent,       NOT_FOUND),
+        (OtherOrgStaff,    DecideConsent,        NOT_FOUND),
+        (OtherOrgStaff,    RevokeConsent,        NOT_FOUND),
+        (OtherOrgStaff,    ListOwnConsents,      OWN),
+        (OtherOrgStaff,    ListOrgConsents,      NOT_FOUND),
+        (OtherOrgStaff,    ManageSessionConsent, NOT_FOUND),
+        (OtherOrgStaff,    ReadSessionConsents,  NOT_FOUND),
+        (OtherOrgStaff,    RequestErasure,       NOT_FOUND),
+        (OtherOrgStaff,    ReadDsr,              NOT_FOUND),
+        (OtherOrgStaff,    Export,               NOT_FOUND),
+        (OtherOrgStaff,    DecideErasure,        NOT_FOUND),
+        (OtherOrgAuditor,  GrantConsent,         NOT_FOUND),
+        (OtherOrgAuditor,  RequestConsent,       NOT_FOUND),
+        (OtherOrgAuditor,  DecideConsent,        NOT_FOUND),
+        (OtherOrgAuditor,  RevokeConsent,        NOT_FOUND),
+        (OtherOrgAuditor,  ListOwnConsents,      OWN),
+        (OtherOrgAuditor,  ListOrgConsents,      NOT_FOUND),
+        (OtherOrgAuditor,  ManageSessionConsent, NOT_FOUND),
+        (OtherOrgAuditor,  ReadSessionConsents,  NOT_FOUND),
+        (OtherOrgAuditor,  RequestErasure,       NOT_FOUND),
+        (OtherOrgAuditor,  ReadDsr,              NOT_FOUND),
+        (OtherOrgAuditor,  Export,               NOT_FOUND),
+        (OtherOrgAuditor,  DecideErasure,        NOT_FOUND),
+        (BaseDoctor,       GrantConsent,         NOT_FOUND),
+        (BaseDoctor,       RequestConsent,       BASE),
+        (BaseDoctor,       DecideConsent,        NOT_FOUND),
+        (BaseDoctor,       RevokeConsent,        NOT_FOUND),
+        (BaseDoctor,       ListOwnConsents,      OWN),
+        (BaseDoctor,       ListOrgConsents,      NOT_FOUND),
+        (BaseDoctor,       ManageSessionConsent, NOT_FOUND),
+        (BaseDoctor,       ReadSessionConsents,  NOT_FOUND),
+        (BaseDoctor,       RequestErasure,       NOT_FOUND),
+        (BaseDoctor,       ReadDsr,              NOT_FOUND),
+        (BaseDoctor,       Export,               NOT_FOUND),
+        (BaseDoctor,       DecideErasure,        NOT_FOUND),
+        (ConsentedDoctor,  GrantConsent,         PATIENT_ONLY),
+        (ConsentedDoctor,  RequestConsent,       BASE),
+        (ConsentedDoctor,  DecideConsent,        PATIENT_ONLY),
+        (ConsentedDoctor,  RevokeConsent,        PATIENT_ONLY),
+        (ConsentedDoctor,  ListOwnConsents,      OWN),
+        (ConsentedDoctor,  ListOrgConsents,      NOT_FOUND),
+        (ConsentedDoctor,  ManageSessionConsent, PATIENT_ONLY),
+        (ConsentedDoctor,  ReadSessionConsents,  CONSENT),
+        (ConsentedDoctor,  RequestErasure,       DENY_ROLE),
+        (ConsentedDoctor,  ReadDsr,              DENY_ROLE),
+        (ConsentedDoctor,  Export,               DENY_ROLE),
+        (ConsentedDoctor,  DecideErasure,        DENY_ROLE),
+        (PatientOwn,       GrantConsent,         OWN),
+        (PatientOwn,       RequestConsent,       DENY_ROLE),
+        (PatientOwn,       DecideConsent,        OWN),
+        (PatientOwn,       RevokeConsent,        OWN),
+        (PatientOwn,       ListOwnConsents,      OWN),
+        (PatientOwn,       ListOrgConsents,      NOT_FOUND),
+        (PatientOwn,       ManageSessionConsent, OWN),
+        (PatientOwn,       ReadSessionConsents,  OWN),
+        (PatientOwn,       RequestErasure,       OWN),
+        (PatientOwn,       ReadDsr,              OWN),
+        (PatientOwn,       Export,               OWN),
+        (PatientOwn,       DecideErasure,        DENY_ROLE),
+        (PatientOther,     GrantConsent,         NOT_FOUND),
+        (PatientOther,     RequestConsent,       NOT_FOUND),
+        (PatientOther,     DecideConsent,        NOT_FOUND),
+        (PatientOther,     RevokeConsent,        NOT_FOUND),
+        (PatientOther,     ListOwnConsents,      OWN),
+        (PatientOther,     ListOrgConsents,      NOT_FOUND),
+        (PatientOther,     ManageSessionConsent, NOT_FOUND),
+        (PatientOther,     ReadSessionConsents,  NOT_FOUND),
+        (PatientOther,     RequestErasure,       NOT_FOUND),
+        (PatientOther,     ReadDsr,              NOT_FOUND),
+        (PatientOther,     Export,               NOT_FOUND),
+        (PatientOther,     DecideErasure,        NOT_FOUND),
+        (EmergencyActive,  GrantConsent,         PATIENT_ONLY),
+        (EmergencyActive,  RequestConsent,       BASE),
+        (EmergencyActive,  DecideConsent,        PATIENT_ONLY),
+        (EmergencyActive,  RevokeConsent,        PATIENT_ONLY),
+        (EmergencyActive,  ListOwnConsents,      OWN),
+        (EmergencyActive,  ListOrgConsents,      NOT_FOUND),
+        (EmergencyActive,  ManageSessionConsent, PATIENT_ONLY),
+        (EmergencyActive,  ReadSessionConsents,  NO_CONSENT),
+        (EmergencyActive,  RequestErasure,       DENY_ROLE),
+        (EmergencyActive,  ReadDsr,              DENY_ROLE),
+        (EmergencyActive,  Export,               DENY_ROLE),
+        (EmergencyActive,  DecideErasure,        DENY_ROLE),
+        (EmergencyExpired, GrantConsent,         NOT_FOUND),
+        (EmergencyExpired, RequestConsent,       BASE),
+        (EmergencyExpired, DecideConsent,        NOT_FOUND),
+        (EmergencyExpired, RevokeConsent,        NOT_FOUND),
+        (EmergencyExpired, ListOwnConsents,      OWN),
+        (EmergencyExpired, ListOrgConsents,      NOT_FOUND),
+        (EmergencyExpired, ManageSessionConsent, NOT_FOUND),
+        (EmergencyExpired, ReadSessionConsents,  NOT_FOUND),
+        (EmergencyExpired, RequestErasure,       NOT_FOUND),
+        (EmergencyExpired, ReadDsr,              NOT_FOUND),
+        (EmergencyExpired, Export,               NOT_FOUND),
+        (EmergencyExpired, DecideErasure,        NOT_FOUND),
 ];
 
 #[test]
@@ -684,6 +881,189 @@ fn given_an_erased_patient_when_a_related_caller_acts_then_gone_and_strangers_no
     }
 }
 
+#[test]
+fn given_an_erased_patient_when_its_dsr_is_read_or_decided_then_it_still_answers() {
+    let (consents, grants) = (world_consents(), world_grants());
+    let ctx = AccessContext {
+        now: now(),
+        consents: &consents,
+        emergency: &grants,
+    };
+    let erased = PatientFacts {
+        erased: true,
+        ..patient()
+    };
+    let cases = [
+        (PatientOwn, ReadDsr, OWN),
+        (OrgAdmin, ReadDsr, MEMBER),
+        (SuperAdmin, ReadDsr, PLATFORM),
+        (AppAdmin, DecideErasure, PLATFORM),
+        (SuperAdmin, DecideErasure, PLATFORM),
+        (OrgDoctor, ReadDsr, DENY_ORG_ROLE),
+        (OrgAdmin, DecideErasure, DENY_ROLE),
+        (PatientOther, ReadDsr, NOT_FOUND),
+        (OtherOrgAdmin, DecideErasure, NOT_FOUND),
+        // Everything else on the erased patient is gone, as for the clinical routes.
+        (PatientOwn, GrantConsent, GONE),
+        (PatientOwn, DecideConsent, GONE),
+        (PatientOwn, RevokeConsent, GONE),
+        (PatientOwn, ManageSessionConsent, GONE),
+        (PatientOwn, ReadSessionConsents, GONE),
+        (PatientOwn, RequestErasure, GONE),
+        (PatientOwn, Export, GONE),
+        (OrgAdmin, RequestErasure, GONE),
+        (OrgAdmin, Export, GONE),
+        (OrgDoctor, RequestConsent, GONE),
+        (BaseDoctor, RequestConsent, GONE),
+        (ConsentedDoctor, RevokeConsent, GONE),
+        (PatientOther, GrantConsent, NOT_FOUND),
+        (PatientOther, Export, NOT_FOUND),
+        (OtherOrgStaff, RequestConsent, NOT_FOUND),
+    ];
+    for (who, action, expected) in cases {
+        let got = decide(&principal(who), action, resource_for(action, &erased), &ctx);
+        assert_eq!(got, expected, "{who:?} {action:?}");
+    }
+}
+
+// ---- consents and DSRs ---------------------------------------------------------------
+
+#[test]
+fn given_a_consent_not_in_force_when_anything_is_decided_then_consent_never_allows() {
+    let p = patient();
+    let me = user(BaseDoctor);
+    let mut not_in_force = Vec::new();
+    for grantee in [Grantee::User(me), Grantee::Org(ORG_B)] {
+        for scope in ConsentScope::ALL {
+            let base = consent(grantee, scope);
+            for status in [
+                ConsentStatus::Requested,
+                ConsentStatus::Declined,
+                ConsentStatus::Revoked,
+            ] {
+                not_in_force.push(ConsentFacts { status, ..base });
+            }
+            for expires_at in [now(), now() - Duration::days(1)] {
+                not_in_force.push(ConsentFacts {
+                    expires_at: Some(expires_at),
+                    ..base
+                });
+            }
+        }
+    }
+    let mut doctor_of_b = principal(BaseDoctor);
+    doctor_of_b.memberships.push(Membership {
+        org_id: ORG_B,
+        role: Role::OrgDoctor,
+    });
+    for c in not_in_force {
+        let consents = [c];
+        let ctx = AccessContext {
+            now: now(),
+            consents: &consents,
+            emergency: &[],
+        };
+        for action in Action::ALL {
+            let got = decide(&doctor_of_b, action, resource_for(action, &p), &ctx);
+            assert_ne!(got, CONSENT, "{c:?} {action:?}");
+            if matches!(
+                action,
+                ReadPatient | ReadRecord | ReadRecordHistory | ReadSessionConsents | AmendRecord
+            ) {
+                assert_eq!(got, NOT_FOUND, "{c:?} {action:?}: nothing tells of P");
+            }
+        }
+    }
+}
+
+#[test]
+fn given_a_consent_when_someone_but_the_patient_answers_it_then_only_the_patient_may() {
+    let p = patient();
+    let ctx = AccessContext {
+        now: now(),
+        consents: &[],
+        emergency: &[],
+    };
+    let requested_by = |who: Who| Resource::Consent {
+        patient: &p,
+        grantee: Grantee::User(user(who)),
+    };
+    for action in [DecideConsent, RevokeConsent] {
+        // The requesting doctor knows the consent, not yet the patient's chart.
+        assert_eq!(
+            decide(
+                &principal(BaseDoctor),
+                action,
+                requested_by(BaseDoctor),
+                &ctx
+            ),
+            PATIENT_ONLY
+        );
+        assert_eq!(
+            decide(
+                &principal(PatientOwn),
+                action,
+                requested_by(BaseDoctor),
+                &ctx
+            ),
+            OWN
+        );
+        assert_eq!(
+            decide(
+                &principal(OtherOrgDoctor),
+                action,
+                requested_by(BaseDoctor),
+                &ctx
+            ),
+            NOT_FOUND
+        );
+        let to_org_b = Resource::Consent {
+            patient: &p,
+            grantee: Grantee::Org(ORG_B),
+        };
+        for who in [OtherOrgAdmin, OtherOrgStaff, OtherOrgDoctor] {
+            assert_eq!(
+                decide(&principal(who), action, to_org_b, &ctx),
+                PATIENT_ONLY,
+                "{who:?}"
+            );
+        }
+        assert_eq!(
+            decide(&principal(PatientOther), action, to_org_b, &ctx),
+            NOT_FOUND
+        );
+    }
+}
+
+#[test]
+fn given_a_consent_route_on_the_wrong_kind_of_resource_when_decided_then_it_fails_closed() {
+    let p = patient();
+    let ctx = AccessContext {
+        now: now(),
+        consents: &[],
+        emergency: &[],
+    };
+    let own = principal(PatientOwn);
+    assert_eq!(
+        decide(&own, DecideConsent, Resource::Patient(&p), &ctx),
+        NOT_FOUND
+    );
+    assert_eq!(
+        decide(&own, ListOwnConsents, Resource::Patient(&p), &ctx),
+        NOT_FOUND
+    );
+    assert_eq!(decide(&own, GrantConsent, Resource::Own, &ctx), NOT_FOUND);
+    let consent = Resource::Consent {
+        patient: &p,
+        grantee: Grantee::Org(ORG_A),
+    };
+    assert_eq!(decide(&own, ReadPatient, consent, &ctx), NOT_FOUND);
+    assert_eq!(
+        decide(&principal(OrgAdmin), ListOrgConsents, Resource::Own, &ctx),
+        NOT_FOUND
+    );
+}
+
 // ---- tenancy and wiring --------------------------------------------------------------
 
 #[test]
@@ -770,6 +1150,25 @@ fn the_gateway_checks_roles_only() {
         (SuperAdmin, CreateRecord, false),
         (PatientOwn, ReadRecord, true),
         (OrgStaff, ReadRecordHistory, true),
+        (BaseDoctor, RequestConsent, true),
+        (OtherOrgDoctor, RequestConsent, true),
+        (OrgAdmin, RequestConsent, false),
+        (PatientOwn, RequestConsent, false),
+        (SuperAdmin, RequestConsent, false),
+        (SuperAdmin, DecideErasure, true),
+        (AppAdmin, DecideErasure, true),
+        (AppAuditor, DecideErasure, false),
+        (OrgAdmin, DecideErasure, false),
+        (PatientOwn, DecideErasure, false),
+        (PatientOwn, GrantConsent, true),
+        (BaseDoctor, DecideConsent, true),
+        (PatientOther, RevokeConsent, true),
+        (OrgStaff, ListOrgConsents, true),
+        (PatientOwn, ManageSessionConsent, true),
+        (PatientOwn, RequestErasure, true),
+        (OrgAdmin, Export, true),
+        (AppAuditor, ReadDsr, true),
+        (OtherOrgAuditor, ListOwnConsents, true),
     ];
     for (who, action, expected) in cases {
         assert_eq!(
@@ -845,6 +1244,14 @@ fn what_the_gateway_refuses_decide_never_allows() {
     ];
     resources.extend(facts.iter().map(Resource::Patient));
     resources.extend(facts.iter().map(Resource::Record));
+    resources.push(Resource::Own);
+    for grantee in [Grantee::User(me), Grantee::Org(ORG_A), Grantee::Org(ORG_B)] {
+        resources.extend(
+            facts
+                .iter()
+                .map(|patient| Resource::Consent { patient, grantee }),
+        );
+    }
     let consents_sets = [
         vec![],
         vec![consent(Grantee::User(me), ConsentScope::All)],

@@ -1,13 +1,15 @@
 //! What happens to a patient (`patient-<uuid>`) and to emergency access grants on them
 //! (`emergency-<uuid>`). Every payload here is PHI and is sealed under the patient's key,
-//! so erasing the patient makes all of it unreadable.
+//! so erasing the patient makes all of it unreadable — except `PatientErased`, which
+//! carries no PHI and is sealed under the `system` subject (the patient's key is
+//! destroyed in the same transaction, and the fact of the erasure must stay readable).
 
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::event::{codec, NewEvent};
-use crate::ids::{OrgId, PatientId, UserId};
+use crate::ids::{DsrId, OrgId, PatientId, SubjectId, UserId};
 use crate::metadata::Metadata;
 
 /// Administrative sex (FHIR `AdministrativeGender`).
@@ -79,6 +81,12 @@ pub enum PatientEvent {
         /// The linked account after the change.
         user_id: Option<UserId>,
     },
+    /// The patient was erased (GDPR) by a data-subject request: the last event of the
+    /// stream; every earlier payload is unreadable for good. No PHI.
+    PatientErased {
+        /// The request that erased them.
+        dsr_id: DsrId,
+    },
 }
 
 /// Events of the `emergency-<uuid>` stream: one break-glass grant.
@@ -99,9 +107,10 @@ pub enum EmergencyEvent {
 }
 
 /// Every patient and emergency event type.
-pub const KNOWN: [&str; 3] = [
+pub const KNOWN: [&str; 4] = [
     "PatientRegistered",
     "PatientUpdated",
+    "PatientErased",
     "EmergencyAccessGranted",
 ];
 
@@ -128,9 +137,21 @@ impl PatientEvent {
         codec::decode(event_type, payload)
     }
 
-    /// The event to append to `patient`'s stream.
+    /// Whose key seals it: the patient's, except `PatientErased` (no PHI), sealed under
+    /// `system` since it is appended as the patient's key is destroyed.
+    pub fn subject(&self, patient: PatientId) -> SubjectId {
+        match self {
+            PatientEvent::PatientErased { .. } => SubjectId::system(),
+            PatientEvent::PatientRegistered { .. } | PatientEvent::PatientUpdated { .. } => {
+                patient.subject()
+            }
+        }
+    }
+
+    /// The event to append to `patient`'s stream, sealed under [`Self::subject`].
     pub fn into_new_event(self, patient: PatientId, metadata: Metadata) -> NewEvent {
-        codec::new_event(&self, patient.subject(), metadata)
+        let subject = self.subject(patient);
+        codec::new_event(&self, subject, metadata)
     }
 }
 
@@ -193,6 +214,19 @@ mod tests {
                 seen.push(new.event_type.to_string());
             }
         }
+        let erased = PatientEvent::PatientErased {
+            dsr_id: DsrId(Uuid::from_u128(5)),
+        };
+        let new = erased.clone().into_new_event(patient, m());
+        check_schema(&new);
+        assert_eq!(
+            new.subject,
+            SubjectId::system(),
+            "outlives the patient's key"
+        );
+        let back = PatientEvent::decode(new.event_type.as_str(), new.payload.clone());
+        assert!(back.unwrap().unwrap() == erased);
+        seen.push(new.event_type.to_string());
         let grant = EmergencyEvent::EmergencyAccessGranted {
             patient_id: patient,
             user_id: UserId(Uuid::from_u128(4)),

@@ -1,4 +1,6 @@
-//! The patient aggregate (demographics, linked account) and emergency access grants.
+//! The patient aggregate (demographics, linked account, erasure) and emergency access
+//! grants. Once `PatientErased`, every decision on the patient answers
+//! [`PatientError::Erased`] (410).
 
 mod emergency;
 mod events;

@@ -6,7 +6,7 @@ use chrono::NaiveDate;
 use serde::{Deserialize, Deserializer};
 
 use crate::field::FieldError;
-use crate::ids::{OrgId, PatientId, StreamVersion, UserId};
+use crate::ids::{DsrId, OrgId, PatientId, StreamVersion, UserId};
 
 use super::events::{Demographics, PatientEvent, Sex};
 use super::input::{
@@ -23,6 +23,9 @@ pub enum PatientError {
     /// The stream already holds a registration (409).
     #[error("the patient is already registered")]
     AlreadyRegistered,
+    /// The patient was erased (410): nothing more is decided on them.
+    #[error("the patient was erased")]
+    Erased,
     /// An input field broke a rule (400 naming the field).
     #[error(transparent)]
     Invalid(#[from] FieldError),
@@ -83,6 +86,8 @@ pub struct Patient {
     pub demographics: Option<Demographics>,
     /// The patient's own account, if linked.
     pub user_id: Option<UserId>,
+    /// The data-subject request that erased the patient, once erased.
+    pub erased: Option<DsrId>,
 }
 
 impl std::fmt::Debug for Patient {
@@ -91,6 +96,7 @@ impl std::fmt::Debug for Patient {
             .field("id", &self.id)
             .field("version", &self.version)
             .field("org_id", &self.org_id)
+            .field("erased", &self.erased)
             .finish_non_exhaustive()
     }
 }
@@ -104,6 +110,7 @@ impl Patient {
             org_id: None,
             demographics: None,
             user_id: None,
+            erased: None,
         }
     }
 
@@ -117,9 +124,14 @@ impl Patient {
         patient
     }
 
-    /// Whether the patient is registered.
+    /// Whether the patient was registered (erased ones included: see [`Self::is_erased`]).
     pub fn exists(&self) -> bool {
-        self.demographics.is_some()
+        self.org_id.is_some()
+    }
+
+    /// Whether the patient was erased.
+    pub fn is_erased(&self) -> bool {
+        self.erased.is_some()
     }
 
     /// Folds one event in.
@@ -142,6 +154,11 @@ impl Patient {
                 self.demographics = Some(demographics.clone());
                 self.user_id = *user_id;
             }
+            PatientEvent::PatientErased { dsr_id } => {
+                // Forget what the erasure made unreadable; keep the ids.
+                self.erased = Some(*dsr_id);
+                self.demographics = None;
+            }
         }
     }
 
@@ -153,6 +170,9 @@ impl Patient {
         user_id: Option<UserId>,
         today: NaiveDate,
     ) -> Result<Vec<PatientEvent>, PatientError> {
+        if self.is_erased() {
+            return Err(PatientError::Erased);
+        }
         if self.exists() {
             return Err(PatientError::AlreadyRegistered);
         }
@@ -170,6 +190,9 @@ impl Patient {
         patch: DemographicsPatch,
         today: NaiveDate,
     ) -> Result<Vec<PatientEvent>, PatientError> {
+        if self.is_erased() {
+            return Err(PatientError::Erased);
+        }
         let Some(current) = &self.demographics else {
             return Err(PatientError::NotFound);
         };
@@ -182,6 +205,17 @@ impl Patient {
             demographics,
             user_id,
         }])
+    }
+    /// Erases the patient, as the approved data-subject request `dsr` asks. The caller
+    /// destroys the patient's key and purges the read models in the same transaction.
+    pub fn erase(&self, dsr: DsrId) -> Result<Vec<PatientEvent>, PatientError> {
+        if self.is_erased() {
+            return Err(PatientError::Erased);
+        }
+        if !self.exists() {
+            return Err(PatientError::NotFound);
+        }
+        Ok(vec![PatientEvent::PatientErased { dsr_id: dsr }])
     }
 }
 
@@ -365,6 +399,54 @@ mod tests {
         assert_eq!(patch.sex, Some(Sex::Other));
         assert!(serde_json::from_str::<DemographicsPatch>(r#"{"given_name": null}"#).is_err());
         assert!(serde_json::from_str::<DemographicsPatch>(r#"{"org_id": "x"}"#).is_err());
+    }
+
+    fn given_an_erased_patient() -> Patient {
+        let p = given_a_registered_patient();
+        let events = p.erase(DsrId(Uuid::from_u128(5))).unwrap();
+        after(p, events)
+    }
+
+    #[test]
+    fn given_a_patient_when_erased_then_the_demographics_are_forgotten_and_the_dsr_kept() {
+        let p = given_an_erased_patient();
+        assert!(p.is_erased());
+        assert!(p.exists());
+        assert_eq!(p.erased, Some(DsrId(Uuid::from_u128(5))));
+        assert!(p.demographics.is_none());
+        assert_eq!(p.org_id, Some(org()));
+        assert_eq!(p.version, StreamVersion(2));
+    }
+
+    #[test]
+    fn given_an_erased_patient_when_anything_is_decided_then_erased() {
+        let p = given_an_erased_patient();
+        let patch = DemographicsPatch {
+            family_name: Some("King".into()),
+            ..Default::default()
+        };
+        assert_eq!(p.update(patch, today()).unwrap_err(), PatientError::Erased);
+        assert_eq!(
+            p.update(DemographicsPatch::default(), today()).unwrap_err(),
+            PatientError::Erased
+        );
+        assert_eq!(
+            p.register(org(), ada(), None, today()).unwrap_err(),
+            PatientError::Erased
+        );
+        assert_eq!(
+            p.erase(DsrId(Uuid::from_u128(6))).unwrap_err(),
+            PatientError::Erased
+        );
+    }
+
+    #[test]
+    fn given_no_patient_when_erased_then_not_found() {
+        let p = Patient::new(PatientId(Uuid::nil()));
+        assert_eq!(
+            p.erase(DsrId(Uuid::nil())).unwrap_err(),
+            PatientError::NotFound
+        );
     }
 
     #[test]
