@@ -11,7 +11,9 @@ use uuid::Uuid;
 use crate::support::{event, one, patient_stream, TestApp};
 
 /// Appends one event and sets it aside as a failed dead letter of `audit_feed`, as the
-/// projector runtime does after its last attempt; returns the entry id.
+/// projector runtime does after its last attempt; returns the entry id. With projectors
+/// running (`spawn_full`), waits until `audit_feed` has applied it, then takes its row
+/// back out, so the entry is the only way it returns.
 async fn poisoned(app: &TestApp) -> Uuid {
     let s = patient_stream();
     let store = &app.services.store;
@@ -28,6 +30,25 @@ async fn poisoned(app: &TestApp) -> Uuid {
         .await
         .unwrap()
         .remove(0);
+    if app.nats.is_some() {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while pstore::checkpoint(&app.db.pool, "audit_feed")
+            .await
+            .unwrap()
+            < ev.position
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "audit_feed never caught up"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        sqlx::query("DELETE FROM audit_feed WHERE event_id = $1")
+            .bind(ev.header.event_id.0)
+            .execute(&app.db.pool)
+            .await
+            .unwrap();
+    }
     let mut tx = app.db.pool.begin().await.unwrap();
     pstore::dlq_insert(
         &mut tx,
@@ -212,4 +233,95 @@ async fn a_dead_letter_is_discarded_and_the_depth_alert_follows_the_threshold() 
     assert!(ops
         .iter()
         .any(|e| e.header.event_type.as_str() == "DlqEntryDiscarded"));
+}
+
+#[tokio::test]
+async fn retry_and_discard_through_the_api_record_why_and_publish_their_notices() {
+    let app = TestApp::spawn_full().await;
+    let admin = app.super_admin().await;
+    let nats = app.nats.as_ref().expect("nats");
+    let retried = poisoned(&app).await;
+    let discarded = poisoned(&app).await;
+
+    // A reason that is not text of at most 500 characters is refused; nothing changes.
+    for bad in [json!({"reason": "x".repeat(501)}), json!({"why": "typo"})] {
+        let r = app
+            .post(
+                &format!("/admin/dlq/{retried}/retry"),
+                bad,
+                Some(&admin.token),
+            )
+            .await;
+        assert_eq!(
+            (r.status, r.code()),
+            (400, "VALIDATION_ERROR"),
+            "{:?}",
+            r.body
+        );
+    }
+    let depth = app.get("/admin/dlq/depth", Some(&admin.token)).await;
+    assert_eq!(depth.body["data"]["depth"], 2);
+
+    let r = app
+        .post(
+            &format!("/admin/dlq/{retried}/retry"),
+            json!({"reason": "schema fixed in 1.4.2"}),
+            Some(&admin.token),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let r = app
+        .send(
+            app.http
+                .delete(app.url(&format!("/admin/dlq/{discarded}")))
+                .bearer_auth(&admin.token)
+                .json(&json!({"reason": "test data"})),
+        )
+        .await;
+    assert_eq!(r.status, 204, "{:?}", r.body);
+
+    // Why is in the audit events, with who.
+    let ops = app
+        .services
+        .store
+        .read_stream(&operations_stream(), StreamVersion::EMPTY, 10)
+        .await
+        .unwrap();
+    let mut reasons = Vec::new();
+    for e in &ops {
+        let carelog_store::Opened::Payload(p) = app.services.store.open(e).await.unwrap() else {
+            panic!("operations are never erased")
+        };
+        assert_eq!(e.header.metadata.actor_id, Some(admin.user_id));
+        reasons.push((e.header.event_type.as_str().to_owned(), p["reason"].clone()));
+    }
+    assert_eq!(
+        reasons,
+        vec![
+            ("DlqEntryRetried".to_owned(), json!("schema fixed in 1.4.2")),
+            ("DlqEntryDiscarded".to_owned(), json!("test data")),
+        ]
+    );
+
+    // The notices are on `<prefix>DLQ`: one per settled entry, no reason (free text
+    // stays in the sealed log).
+    let js = nats.jetstream();
+    let mut stream = js
+        .get_stream(format!("{}DLQ", nats.prefix))
+        .await
+        .expect("the DLQ stream exists");
+    let state = stream.info().await.unwrap().state.clone();
+    let mut seen = Vec::new();
+    for seq in state.first_sequence..=state.last_sequence {
+        let m = stream.get_raw_message(seq).await.unwrap();
+        assert!(!String::from_utf8_lossy(&m.payload).contains("schema fixed"));
+        let n = carelog_bus::dead_letter::decode(&m.payload).expect("a DLQ notice");
+        seen.push((n.dlq_entry_id, n.status));
+    }
+    use carelog_bus::dead_letter::NoticeStatus;
+    assert!(seen.contains(&(retried, NoticeStatus::Retried)), "{seen:?}");
+    assert!(
+        seen.contains(&(discarded, NoticeStatus::Discarded)),
+        "{seen:?}"
+    );
 }

@@ -750,7 +750,10 @@ async fn spawn_at_production_cost() -> (TestDb, String) {
     )
     .await
     .expect("services start");
-    let router = services.router(no_limits(), None).await.expect("router");
+    let router = services
+        .router(no_limits(), None, &carelog_bus::BusConfig::default())
+        .await
+        .expect("router");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(carelog_api::server::serve(

@@ -11,7 +11,7 @@ use carelog_bus::{BusConfig, Relay, RelayConfig};
 use carelog_domain::operations::operations_stream;
 use carelog_domain::{Metadata, Position, StreamId, StreamVersion};
 use carelog_projector::{
-    dlq, ApplyError, AuditFeed, BoxFuture, Projection, Projector, ProjectorConfig,
+    dlq, ApplyError, AuditFeed, BatchApplyError, BoxFuture, Projection, Projector, ProjectorConfig,
 };
 use carelog_store::projector::DlqStatus;
 use carelog_store::{EventStore, Expected, Opened, StoredEvent};
@@ -152,6 +152,23 @@ impl Projection for Probe {
                 .bind(stream)
                 .execute(&mut *tx)
                 .await?;
+            Ok(())
+        })
+    }
+
+    /// Like one multi-row statement: a poisoned event fails the whole batch without
+    /// saying which (the runtime must find it by applying one at a time).
+    fn apply_batch<'a>(
+        &'a self,
+        tx: &'a mut PgConnection,
+        events: &'a [(&'a StoredEvent, &'a Opened)],
+    ) -> BoxFuture<'a, Result<(), BatchApplyError>> {
+        Box::pin(async move {
+            for (event, opened) in events {
+                self.apply(&mut *tx, event, opened)
+                    .await
+                    .map_err(|error| BatchApplyError { index: None, error })?;
+            }
             Ok(())
         })
     }
@@ -387,7 +404,12 @@ async fn a_poison_event_goes_to_the_dlq_its_stream_waits_and_retry_or_discard_re
         .find(|e| e.position == b1[0])
         .unwrap()
         .clone();
-    let err = dlq::retry(&db.pool, &store, &probe, failed_b.id, who.clone())
+    let op = |reason: Option<&str>| dlq::Operator {
+        metadata: who.clone(),
+        reason: reason.map(str::to_owned),
+        notices: None,
+    };
+    let err = dlq::retry(&db.pool, &store, &probe, failed_b.id, op(None))
         .await
         .unwrap_err();
     assert!(matches!(err, dlq::DlqError::StillFailing(_)), "{err}");
@@ -399,15 +421,34 @@ async fn a_poison_event_goes_to_the_dlq_its_stream_waits_and_retry_or_discard_re
     // A waiting entry cannot be retried on its own.
     let waiting_a = again.iter().find(|e| e.position == a1[1]).unwrap();
     assert!(matches!(
-        dlq::retry(&db.pool, &store, &probe, waiting_a.id, who.clone()).await,
+        dlq::retry(&db.pool, &store, &probe, waiting_a.id, op(None)).await,
         Err(dlq::DlqError::NotFailed)
     ));
+    // A reason too long is refused before anything changes.
+    assert!(matches!(
+        dlq::retry(
+            &db.pool,
+            &store,
+            &probe,
+            failed_a.id,
+            op(Some(&"x".repeat(501)))
+        )
+        .await,
+        Err(dlq::DlqError::BadReason)
+    ));
+    assert_eq!(dlq::depth(&db.pool).await.unwrap(), 6);
 
     // Fix the cause, retry: stream A catches up, in order.
     probe.poison(&a, false);
-    let released = dlq::retry(&db.pool, &store, &probe, failed_a.id, who.clone())
-        .await
-        .unwrap();
+    let released = dlq::retry(
+        &db.pool,
+        &store,
+        &probe,
+        failed_a.id,
+        op(Some(" cause fixed ")),
+    )
+    .await
+    .unwrap();
     assert_eq!(released.applied, 3);
     assert_eq!(released.failed, None);
     assert_eq!(
@@ -424,18 +465,18 @@ async fn a_poison_event_goes_to_the_dlq_its_stream_waits_and_retry_or_discard_re
 
     // Discard B's poison event: it is never applied; the one behind it is.
     probe.poison(&b, false);
-    let discarded = dlq::discard(&db.pool, &store, &probe, failed_b.id, who.clone())
+    let discarded = dlq::discard(&db.pool, &store, &probe, failed_b.id, op(Some("bad data")))
         .await
         .unwrap();
     assert_eq!(discarded.applied, 1);
     assert_eq!(applied_in_order(&db, &b).await, vec![b1[1]]);
     assert_eq!(dlq::depth(&db.pool).await.unwrap(), 0);
     assert!(matches!(
-        dlq::discard(&db.pool, &store, &probe, failed_b.id, who.clone()).await,
+        dlq::discard(&db.pool, &store, &probe, failed_b.id, op(None)).await,
         Err(dlq::DlqError::NotFound)
     ));
 
-    // Retry and discard are recorded in the operations stream, with who did them.
+    // Retry and discard are recorded in the operations stream, with who did them and why.
     let ops = carelog_store::read::stream(&db.pool, &operations_stream(), StreamVersion(0), 100)
         .await
         .unwrap();
@@ -449,13 +490,24 @@ async fn a_poison_event_goes_to_the_dlq_its_stream_waits_and_retry_or_discard_re
             e.header.event_type.as_str().to_owned(),
             p["projection"].as_str().unwrap().to_owned(),
             p["position"].as_i64().unwrap(),
+            p["reason"].as_str().unwrap().to_owned(),
         ));
     }
     assert_eq!(
         seen,
         vec![
-            ("DlqEntryRetried".to_owned(), "probe".to_owned(), a1[0].0),
-            ("DlqEntryDiscarded".to_owned(), "probe".to_owned(), b1[0].0),
+            (
+                "DlqEntryRetried".to_owned(),
+                "probe".to_owned(),
+                a1[0].0,
+                "cause fixed".to_owned()
+            ),
+            (
+                "DlqEntryDiscarded".to_owned(),
+                "probe".to_owned(),
+                b1[0].0,
+                "bad data".to_owned()
+            ),
         ]
     );
     assert_eq!(released.audit_event, ops[0].header.event_id);
@@ -576,10 +628,14 @@ async fn dead_letters_are_announced_on_the_dlq_stream_without_phi() {
     // A retry with a publisher announces the settled entry and the released one.
     probe.poison(&a, false);
     let who = Metadata::operator("dlq retry", "req-dlq".into(), chrono::Utc::now());
-    let released =
-        dlq::retry_with_notices(&db.pool, &store, &probe, failed.id, who, Some(&publisher))
-            .await
-            .unwrap();
+    let operator = dlq::Operator {
+        metadata: who,
+        reason: None,
+        notices: Some(&publisher),
+    };
+    let released = dlq::retry(&db.pool, &store, &probe, failed.id, operator)
+        .await
+        .unwrap();
     assert_eq!(released.applied, 1);
     let notices = dlq_notices(&nats).await;
     let states: Vec<(Uuid, NoticeStatus)> = notices

@@ -1,13 +1,14 @@
 //! Operations (API.md "Operations"): the dead-letter queue and the projections, for
 //! SUPER:ADMIN and APP:ADMIN. Retry and discard are commands: each appends an event
-//! naming who did it (in the same transaction as the DLQ change).
+//! naming who did it and, when given (`{"reason": "…"}`), why (in the same transaction as
+//! the DLQ change), and publishes the DLQ notices on NATS when this process has NATS.
 
 use axum::extract::State;
 use carelog_domain::Role;
 use carelog_projector::{dlq, DlqError};
 use carelog_store::projector::DlqEntry;
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -16,7 +17,7 @@ use uuid::Uuid;
 use crate::auth::Authenticated;
 use crate::envelope::{ApiResponse, Meta};
 use crate::error::ApiError;
-use crate::extract::{Page, Path};
+use crate::extract::{Command, Page, Path};
 use crate::openapi::{ErrorBody, ListBody, SuccessBody};
 use crate::state::AppState;
 
@@ -28,6 +29,28 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(retry))
         .routes(routes!(discard))
         .routes(routes!(projections))
+}
+
+/// The optional body of a retry or discard: why (at most 500 characters; recorded in the
+/// audit event, never shown in the DLQ listing).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OperatorReason {
+    reason: Option<String>,
+}
+
+/// The operator of a retry or discard: the caller, why, and the process's notice
+/// publisher.
+fn operator<'a>(
+    state: &'a AppState,
+    auth: &Authenticated,
+    body: Option<Command<OperatorReason>>,
+) -> dlq::Operator<'a> {
+    dlq::Operator {
+        metadata: auth.ctx.metadata(Some(&auth.actor)),
+        reason: body.and_then(|Command(b)| b.reason),
+        notices: state.dlq_notices.as_ref(),
+    }
 }
 
 /// One dead letter. Its `error` is the projection's own message: no PHI.
@@ -113,6 +136,10 @@ fn dlq_error(e: DlqError) -> ApiError {
             ApiError::Conflict(format!("the event still fails: {}", error.message()))
         }
         DlqError::EventMissing => ApiError::Conflict("the entry's event is not in the log".into()),
+        DlqError::BadReason => ApiError::validation_fields(
+            "reason must be at most 500 characters of text",
+            Some("reason".to_owned()),
+        ),
         other => ApiError::internal(other),
     }
 }
@@ -172,16 +199,18 @@ async fn dlq_depth(
 /// Re-apply a failed event, then the events of its stream waiting behind it.
 #[utoipa::path(post, path = "/admin/dlq/{id}/retry", tag = "operations", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "DLQ entry id")),
-    responses((status = 200, body = SuccessBody<ReleasedDto>), (status = 404, body = ErrorBody), (status = 409, description = "still failing, or not a failed entry", body = ErrorBody)))]
+    request_body(content = Option<OperatorReason>, description = "optional: why"),
+    responses((status = 200, body = SuccessBody<ReleasedDto>), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, description = "still failing, or not a failed entry", body = ErrorBody)))]
 async fn retry(
     State(state): State<AppState>,
     auth: Authenticated,
     Path(id): Path<Uuid>,
+    body: Option<Command<OperatorReason>>,
 ) -> Result<ApiResponse<ReleasedDto>, ApiError> {
     require_admin(&auth)?;
     let projection = entry_projection(&state, id).await?;
-    let metadata = auth.ctx.metadata(Some(&auth.actor));
-    let released = dlq::retry(&state.pool, &state.store, projection.as_ref(), id, metadata)
+    let op = operator(&state, &auth, body);
+    let released = dlq::retry(&state.pool, &state.store, projection.as_ref(), id, op)
         .await
         .map_err(dlq_error)?;
     Ok(ApiResponse::ok(ReleasedDto {
@@ -194,16 +223,18 @@ async fn retry(
 /// Drop a failed event from its projection (it stays in the log) and release its stream.
 #[utoipa::path(delete, path = "/admin/dlq/{id}", tag = "operations", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "DLQ entry id")),
-    responses((status = 204), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+    request_body(content = Option<OperatorReason>, description = "optional: why"),
+    responses((status = 204), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 async fn discard(
     State(state): State<AppState>,
     auth: Authenticated,
     Path(id): Path<Uuid>,
+    body: Option<Command<OperatorReason>>,
 ) -> Result<ApiResponse<()>, ApiError> {
     require_admin(&auth)?;
     let projection = entry_projection(&state, id).await?;
-    let metadata = auth.ctx.metadata(Some(&auth.actor));
-    dlq::discard(&state.pool, &state.store, projection.as_ref(), id, metadata)
+    let op = operator(&state, &auth, body);
+    dlq::discard(&state.pool, &state.store, projection.as_ref(), id, op)
         .await
         .map_err(dlq_error)?;
     Ok(ApiResponse::no_content())

@@ -61,6 +61,8 @@ pub struct AppState {
     pub store: EventStore,
     /// NATS, if this process uses it (readiness reports it).
     pub nats: Option<async_nats::Client>,
+    /// Publishes the DLQ notices of retries and discards (`None`: no NATS here).
+    pub dlq_notices: Option<carelog_bus::dead_letter::NoticePublisher>,
     /// Idempotency records, sealed with the `system` subject's key
     /// (`IdempotencyStore::for_system` at start-up).
     pub idempotency: IdempotencyStore,

@@ -190,6 +190,7 @@ fn state_with(config: ApiConfig, pool: PgPool, idempotency: IdempotencyStore) ->
         store,
         pool,
         nats: None,
+        dlq_notices: None,
         idempotency,
         identity,
         clinical,

@@ -77,8 +77,14 @@ impl Services {
         self
     }
 
-    /// The HTTP application over these services.
-    pub async fn router(&self, api: ApiConfig, nats_url: Option<&str>) -> Result<Router> {
+    /// The HTTP application over these services; with `nats_url`, it reports NATS in
+    /// readiness and publishes DLQ notices under `bus`'s prefix.
+    pub async fn router(
+        &self,
+        api: ApiConfig,
+        nats_url: Option<&str>,
+        bus: &carelog_bus::BusConfig,
+    ) -> Result<Router> {
         let nats = match nats_url {
             Some(url) => Some(
                 carelog_bus::connect(url)
@@ -91,6 +97,9 @@ impl Services {
             config: Arc::new(api),
             pool: self.pool.clone(),
             store: self.store.clone(),
+            dlq_notices: nats
+                .as_ref()
+                .map(|client| carelog_bus::dead_letter::NoticePublisher::new(client.clone(), bus)),
             nats,
             idempotency: IdempotencyStore::new(
                 self.pool.clone(),
@@ -196,25 +205,6 @@ impl ProjectorsHandle {
     }
 }
 
-/// A registry projection shared behind an `Arc`, as the `Box<dyn Projection>` a
-/// [`carelog_projector::Projector`] takes.
-struct SharedProjection(Arc<dyn carelog_projector::Projection>);
-
-impl carelog_projector::Projection for SharedProjection {
-    fn name(&self) -> &str {
-        self.0.name()
-    }
-
-    fn apply<'a>(
-        &'a self,
-        tx: &'a mut sqlx::PgConnection,
-        event: &'a carelog_store::StoredEvent,
-        opened: &'a carelog_store::Opened,
-    ) -> carelog_projector::BoxFuture<'a, Result<(), carelog_projector::ApplyError>> {
-        self.0.apply(tx, event, opened)
-    }
-}
-
 impl Services {
     /// Starts one projector per projection of [`carelog_projector::registry`], reading
     /// `<prefix>EVENTS` at `nats_url` (each keeps retrying while NATS or PostgreSQL is
@@ -267,7 +257,7 @@ impl Services {
                 self.store.clone(),
                 client.clone(),
                 bus.clone(),
-                Box::new(SharedProjection(projection)),
+                Box::new(projection),
                 cfg.clone(),
             )?;
             let mut stopped = stopped.clone();

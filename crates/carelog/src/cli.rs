@@ -142,11 +142,17 @@ pub enum DlqCommand {
     Retry {
         /// The entry's id (from `dlq list`).
         id: uuid::Uuid,
+        /// Why (recorded in the audit event; at most 500 characters).
+        #[arg(long)]
+        reason: Option<String>,
     },
     /// Drop a failed event (never applied) and release the events waiting behind it;
     /// recorded as a DlqEntryDiscarded event with the operator as actor.
     Discard {
         /// The entry's id (from `dlq list`).
         id: uuid::Uuid,
+        /// Why (recorded in the audit event; at most 500 characters).
+        #[arg(long)]
+        reason: Option<String>,
     },
 }

@@ -5,7 +5,7 @@
 use carelog_store::{Opened, StoredEvent};
 use sqlx::PgConnection;
 
-use crate::{ApplyError, BatchApplyError, BoxFuture, Projection, RebuildSql};
+use crate::{ApplyError, BatchApplyError, BoxFuture, BulkSql, Projection, RebuildSql};
 
 /// The projection feeding `audit_feed`.
 #[derive(Debug, Clone, Copy, Default)]
@@ -43,6 +43,34 @@ impl Projection for AuditFeed {
         Box::pin(async move {
             let events: Vec<&StoredEvent> = events.iter().map(|(e, _)| *e).collect();
             carelog_store::projector::audit_feed_apply_batch(tx, &events)
+                .await
+                .map_err(|e| BatchApplyError {
+                    index: None,
+                    error: e.into(),
+                })
+        })
+    }
+
+    /// The bulk fill drops the twin's indexes and constraints first
+    /// (`projections/audit_feed_rebuild_bulk.sql`) and gives them back, as the live table
+    /// defines them, after (`projections/audit_feed_rebuild_indexes.sql`).
+    fn bulk_sql(&self) -> Option<BulkSql> {
+        Some(BulkSql {
+            before: include_str!("../../../projections/audit_feed_rebuild_bulk.sql"),
+            after: include_str!("../../../projections/audit_feed_rebuild_indexes.sql"),
+        })
+    }
+
+    /// One binary `COPY` of the batch's rows into the index-less twin
+    /// (`projections/audit_feed_copy.sql`); not idempotent, as a fill need not be.
+    fn fill_batch<'a>(
+        &'a self,
+        tx: &'a mut PgConnection,
+        events: &'a [(&'a StoredEvent, &'a Opened)],
+    ) -> BoxFuture<'a, Result<(), BatchApplyError>> {
+        Box::pin(async move {
+            let events: Vec<&StoredEvent> = events.iter().map(|(e, _)| *e).collect();
+            carelog_store::projector::audit_feed_copy(tx, &events)
                 .await
                 .map_err(|e| BatchApplyError {
                     index: None,

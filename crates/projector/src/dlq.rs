@@ -7,17 +7,18 @@
 //! - [`discard`]: deletes the failed entry (the event is never applied) and releases the
 //!   waiting ones as [`retry`] does after a success.
 //!
-//! Both are commands: in the same transaction they append `DlqEntryRetried` /
-//! `DlqEntryDiscarded` (schemas/v1) to the operations stream with the caller's
-//! [`Metadata`] (who, which request, which command). Payloads hold no PHI: projection,
-//! event id, position.
+//! Both are commands of an [`Operator`]: in the same transaction they append
+//! `DlqEntryRetried` / `DlqEntryDiscarded` (schemas/v1) to the operations stream with the
+//! operator's [`Metadata`] (who, which request, which command) and reason (why, optional,
+//! at most [`MAX_REASON`] characters). The payload names the projection, event id and
+//! position; the reason is free text, sealed like every payload under the `system` key.
 //!
-//! Notices: [`retry_with_notices`] and [`discard_with_notices`] also publish, after their
+//! Notices: when the operator gives a [`NoticePublisher`], both also publish, after their
 //! transaction commits, notices on `<prefix>DLQ` ([`carelog_bus::dead_letter`]):
 //! `retried` or `discarded` for the settled entry, `released` for each waiting event
 //! applied, `failed` for a waiting event that failed in turn or a retried event that
 //! failed again. Best effort: PostgreSQL is the record; a NATS failure is logged and the
-//! operation's result stands. [`retry`] and [`discard`] publish nothing (no NATS handle).
+//! operation's result stands.
 //!
 //! When a waiting event fails while being released, it becomes its stream's failed entry
 //! (attempts 1, its error) and the later ones keep waiting behind it; the events before
@@ -34,9 +35,47 @@ use uuid::Uuid;
 
 use crate::{ApplyError, Projection};
 
+/// Longest reason an operator may give, in characters.
+pub const MAX_REASON: usize = 500;
+
+/// Who retries or discards a dead letter, why, and where the notices go.
+#[derive(Debug, Clone)]
+pub struct Operator<'a> {
+    /// Who (the audit event's metadata).
+    pub metadata: Metadata,
+    /// Why, if they said (trimmed; blank is none; at most [`MAX_REASON`] characters).
+    pub reason: Option<String>,
+    /// Where to publish the notices (`None`: no NATS handle, none published).
+    pub notices: Option<&'a NoticePublisher>,
+}
+
+impl Operator<'_> {
+    /// The reason to record: trimmed, `None` when blank; refused when too long or when
+    /// it holds control characters other than line breaks.
+    fn reason(&self) -> Result<Option<String>, DlqError> {
+        let Some(reason) = self.reason.as_deref().map(str::trim) else {
+            return Ok(None);
+        };
+        if reason.is_empty() {
+            return Ok(None);
+        }
+        if reason.chars().count() > MAX_REASON
+            || reason
+                .chars()
+                .any(|c| c.is_control() && c != '\n' && c != '\t')
+        {
+            return Err(DlqError::BadReason);
+        }
+        Ok(Some(reason.to_owned()))
+    }
+}
+
 /// Why a DLQ operation did nothing.
 #[derive(Debug, thiserror::Error)]
 pub enum DlqError {
+    /// The reason is too long or holds control characters.
+    #[error("reason must be at most 500 characters of text")]
+    BadReason,
     /// No entry with this id.
     #[error("no dead letter with this id")]
     NotFound,
@@ -90,28 +129,16 @@ pub async fn depth(pool: &PgPool) -> Result<i64, StoreError> {
     pstore::dlq_depth(pool).await
 }
 
-/// Re-applies the failed event `id`, then its stream's waiting events; see the module
-/// documentation. Publishes no notice: see [`retry_with_notices`].
+/// Re-applies the failed event `id`, then its stream's waiting events, as `operator`;
+/// see the module documentation.
 pub async fn retry(
     pool: &PgPool,
     store: &EventStore,
     projection: &dyn Projection,
     id: Uuid,
-    metadata: Metadata,
+    operator: Operator<'_>,
 ) -> Result<Released, DlqError> {
-    retry_with_notices(pool, store, projection, id, metadata, None).await
-}
-
-/// [`retry`], then (when `notices` is given) the notices of what it did on
-/// `<prefix>DLQ`, after the commit, best effort.
-pub async fn retry_with_notices(
-    pool: &PgPool,
-    store: &EventStore,
-    projection: &dyn Projection,
-    id: Uuid,
-    metadata: Metadata,
-    notices: Option<&NoticePublisher>,
-) -> Result<Released, DlqError> {
+    let reason = operator.reason()?;
     let name = projection.name();
     let mut tx = pool.begin().await?;
     let entry = take_failed(&mut tx, name, id).await?;
@@ -121,7 +148,7 @@ pub async fn retry_with_notices(
     if let Err(error) = apply_in_savepoint(&mut tx, store, projection, &event).await? {
         tx.rollback().await?;
         pstore::dlq_failed_again(pool, id, error.message()).await?;
-        if let Some(publisher) = notices {
+        if let Some(publisher) = operator.notices {
             let failed = [(id, event.header.event_type.clone())];
             publisher.publish(&reread(pool, name, &failed).await).await;
         }
@@ -133,39 +160,26 @@ pub async fn retry_with_notices(
     };
     let event_type = Some(event.header.event_type.clone());
     settle(
-        pool, tx, store, projection, &entry, event_type, kind, metadata, notices,
+        pool, tx, store, projection, &entry, event_type, kind, operator, reason,
     )
     .await
 }
 
 /// Deletes the failed entry `id` without applying its event, then releases its stream's
-/// waiting events; see the module documentation. Publishes no notice: see
-/// [`discard_with_notices`].
+/// waiting events, as `operator`; see the module documentation.
 pub async fn discard(
     pool: &PgPool,
     store: &EventStore,
     projection: &dyn Projection,
     id: Uuid,
-    metadata: Metadata,
+    operator: Operator<'_>,
 ) -> Result<Released, DlqError> {
-    discard_with_notices(pool, store, projection, id, metadata, None).await
-}
-
-/// [`discard`], then (when `notices` is given) the notices of what it did on
-/// `<prefix>DLQ`, after the commit, best effort.
-pub async fn discard_with_notices(
-    pool: &PgPool,
-    store: &EventStore,
-    projection: &dyn Projection,
-    id: Uuid,
-    metadata: Metadata,
-    notices: Option<&NoticePublisher>,
-) -> Result<Released, DlqError> {
+    let reason = operator.reason()?;
     let name = projection.name();
     let mut tx = pool.begin().await?;
     let entry = take_failed(&mut tx, name, id).await?;
     // Only the notice needs the event's type (a discard never applies the event).
-    let event_type = match notices {
+    let event_type = match operator.notices {
         Some(_) => pstore::read_event(&mut *tx, entry.event_id)
             .await?
             .map(|e| e.header.event_type),
@@ -176,7 +190,7 @@ pub async fn discard_with_notices(
         status: NoticeStatus::Discarded,
     };
     settle(
-        pool, tx, store, projection, &entry, event_type, kind, metadata, notices,
+        pool, tx, store, projection, &entry, event_type, kind, operator, reason,
     )
     .await
 }
@@ -188,8 +202,9 @@ struct Settled {
 }
 
 /// The end of a retry or discard: deletes the entry, releases its stream's waiting
-/// events, records who did it, commits; then publishes the notices (when `notices` is
-/// given; `event_type` is the settled event's type, `None` to skip its notice).
+/// events, records who did it and why, commits; then publishes the notices (when the
+/// operator gave a publisher; `event_type` is the settled event's type, `None` to skip
+/// its notice).
 #[allow(clippy::too_many_arguments)]
 async fn settle(
     pool: &PgPool,
@@ -199,14 +214,22 @@ async fn settle(
     entry: &DlqEntry,
     event_type: Option<EventType>,
     kind: Settled,
-    metadata: Metadata,
-    notices: Option<&NoticePublisher>,
+    operator: Operator<'_>,
+    reason: Option<String>,
 ) -> Result<Released, DlqError> {
     pstore::dlq_delete(&mut tx, entry.id).await?;
     let outcome = release(&mut tx, store, projection, &entry.stream_id).await?;
-    let audit_event = audit(&mut tx, store, kind.audit_type, entry, metadata).await?;
+    let audit_event = audit(
+        &mut tx,
+        store,
+        kind.audit_type,
+        entry,
+        operator.metadata,
+        reason,
+    )
+    .await?;
     tx.commit().await?;
-    if let Some(publisher) = notices {
+    if let Some(publisher) = operator.notices {
         let mut out = Vec::with_capacity(outcome.applied.len() + 2);
         if let Some(ty) = event_type {
             out.push(DeadLetterNotice::new(entry, ty, kind.status));
@@ -338,8 +361,9 @@ async fn audit(
     event_type: &str,
     entry: &DlqEntry,
     metadata: Metadata,
+    reason: Option<String>,
 ) -> Result<EventId, DlqError> {
-    let event = dlq_event(event_type, entry, metadata);
+    let event = dlq_event(event_type, entry, metadata, reason);
     let id = event.event_id;
     store
         .append_in_tx(
@@ -354,18 +378,27 @@ async fn audit(
     Ok(id)
 }
 
-/// `DlqEntryRetried` / `DlqEntryDiscarded` (schemas/v1): no PHI.
-fn dlq_event(event_type: &str, entry: &DlqEntry, metadata: Metadata) -> NewEvent {
+/// `DlqEntryRetried` / `DlqEntryDiscarded` (schemas/v1).
+fn dlq_event(
+    event_type: &str,
+    entry: &DlqEntry,
+    metadata: Metadata,
+    reason: Option<String>,
+) -> NewEvent {
+    let mut payload = json!({
+        "projection": entry.projection,
+        "event_id": entry.event_id.0,
+        "position": entry.position.0,
+    });
+    if let Some(reason) = reason {
+        payload["reason"] = json!(reason);
+    }
     NewEvent {
         event_id: EventId::new_v7(),
         event_type: EventType::try_from(event_type).expect("valid event type"),
         schema_version: SchemaVersion(1),
         subject: SubjectId::system(),
-        payload: json!({
-            "projection": entry.projection,
-            "event_id": entry.event_id.0,
-            "position": entry.position.0,
-        }),
+        payload,
         metadata,
     }
 }

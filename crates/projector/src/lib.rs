@@ -188,6 +188,79 @@ pub trait Projection: Send + Sync {
     fn rebuild_sql(&self) -> Option<RebuildSql> {
         None
     }
+
+    /// A rebuild's bulk fill, when the projection has a faster way to fill its empty
+    /// twins than [`apply_batch`]: scripts run before the fill (e.g. drop the twins'
+    /// indexes) and after it (give them back, as the live tables define them), before the
+    /// catch-up under the lock. `None` (the default): the fill is [`fill_batch`] into the
+    /// twins as [`rebuild_sql`] created them.
+    ///
+    /// [`apply_batch`]: Projection::apply_batch
+    /// [`fill_batch`]: Projection::fill_batch
+    /// [`rebuild_sql`]: Projection::rebuild_sql
+    fn bulk_sql(&self) -> Option<BulkSql> {
+        None
+    }
+
+    /// Fills the rebuild twins with a batch, in order (every event once: the rebuild never
+    /// applies an event twice, so this need not be idempotent). The default is
+    /// [`apply_batch`](Projection::apply_batch).
+    fn fill_batch<'a>(
+        &'a self,
+        tx: &'a mut PgConnection,
+        events: &'a [(&'a StoredEvent, &'a Opened)],
+    ) -> BoxFuture<'a, Result<(), BatchApplyError>> {
+        self.apply_batch(tx, events)
+    }
+}
+
+/// The scripts around a projection's bulk fill ([`Projection::bulk_sql`]).
+#[derive(Debug, Clone, Copy)]
+pub struct BulkSql {
+    /// Run on the empty twins before the fill.
+    pub before: &'static str,
+    /// Run on the filled twins, before the catch-up and the swap.
+    pub after: &'static str,
+}
+
+/// A shared projection is the projection it shares (the registry hands out `Arc`s).
+impl<P: Projection + ?Sized> Projection for std::sync::Arc<P> {
+    fn name(&self) -> &str {
+        (**self).name()
+    }
+
+    fn apply<'a>(
+        &'a self,
+        tx: &'a mut PgConnection,
+        event: &'a StoredEvent,
+        opened: &'a Opened,
+    ) -> BoxFuture<'a, Result<(), ApplyError>> {
+        (**self).apply(tx, event, opened)
+    }
+
+    fn apply_batch<'a>(
+        &'a self,
+        tx: &'a mut PgConnection,
+        events: &'a [(&'a StoredEvent, &'a Opened)],
+    ) -> BoxFuture<'a, Result<(), BatchApplyError>> {
+        (**self).apply_batch(tx, events)
+    }
+
+    fn rebuild_sql(&self) -> Option<RebuildSql> {
+        (**self).rebuild_sql()
+    }
+
+    fn bulk_sql(&self) -> Option<BulkSql> {
+        (**self).bulk_sql()
+    }
+
+    fn fill_batch<'a>(
+        &'a self,
+        tx: &'a mut PgConnection,
+        events: &'a [(&'a StoredEvent, &'a Opened)],
+    ) -> BoxFuture<'a, Result<(), BatchApplyError>> {
+        (**self).fill_batch(tx, events)
+    }
 }
 
 /// A projection's rebuild scripts (see `projections/<name>_rebuild_*.sql`).

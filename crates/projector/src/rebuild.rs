@@ -3,12 +3,17 @@
 //! 1. Empty twins of the projection's tables are created in the schema
 //!    `carelog_rebuild`.
 //! 2. The whole log is replayed into them (gap-safe reads, payloads opened with the
-//!    subject keys, batches of 10,000 in one transaction each). Meanwhile queries keep
-//!    reading the live tables. A reader task fetches the next batch while the current
-//!    one is opened and applied (at most [`PREFETCH`] batches ahead); the keys of a
-//!    batch's subjects are looked up in one query ([`carelog_store::Vault::open_batch`]);
-//!    the projection applies a batch at once ([`Projection::apply_batch`]: one statement
-//!    for `audit_feed`).
+//!    subject keys, batches of [`BATCH`] in one transaction each). Meanwhile queries keep
+//!    reading the live tables. Three stages run at once, each at most [`PREFETCH`]
+//!    batches ahead of the next: a reader task reads the log
+//!    ([`carelog_store::read::all_bulk`]); an opener task drops the events the live
+//!    projection set aside, looks up the keys of a batch's subjects in one query and
+//!    opens the payloads (AES-256-GCM + JSON) on every core
+//!    ([`carelog_store::vault::open_with_keys`], in `spawn_blocking`); this task applies
+//!    the batch ([`Projection::fill_batch`]). A projection with a bulk fill
+//!    ([`Projection::bulk_sql`]; `audit_feed`: binary `COPY` into an index-less twin)
+//!    runs its `before` script on the empty twins and its `after` script (indexes back,
+//!    as the live tables define them) once the fill is done, before step 3.
 //! 3. Under the projection's lock, the same lock as the runtime's batches: catch up to
 //!    the live checkpoint, then swap the twins in. The checkpoint becomes the later of the
 //!    two positions; the runtime re-reads it under that lock, so it never applies an
@@ -18,13 +23,14 @@
 //! incremental state skipped them, so a rebuild reaches the same state. An event that
 //! fails to apply stops the rebuild and leaves the live tables untouched; when a batch
 //! fails as a whole, its events are re-applied one at a time (in a savepoint, rolled
-//! back) to name the one that failed.
+//! back) to name the one that failed (a failed `COPY` names the first event of its batch).
 
 use std::collections::HashSet;
+use std::time::{Duration, Instant};
 
 use carelog_domain::{EventId, Position};
 use carelog_store::projector as pstore;
-use carelog_store::{EventStore, Opened, StoreError, StoredEvent};
+use carelog_store::{EventStore, Opened, StoreError, StoredEvent, Vault};
 use sqlx::{Connection as _, PgPool};
 use tokio::sync::mpsc;
 
@@ -32,7 +38,7 @@ use crate::{BatchApplyError, Projection};
 
 /// Events read, opened and applied at a time (one transaction each).
 const BATCH: i64 = 10_000;
-/// Batches the reader task may hold ready ahead of the one being applied.
+/// Batches each stage may hold ready ahead of the next one.
 const PREFETCH: usize = 2;
 /// Pause before reading again when in-flight transactions hold the next rows back.
 const HELD_BACK_PAUSE: std::time::Duration = std::time::Duration::from_millis(20);
@@ -84,7 +90,12 @@ pub async fn rebuild(
     let sql = projection
         .rebuild_sql()
         .ok_or_else(|| RebuildError::NotRebuildable(name.to_owned()))?;
+    let bulk = projection.bulk_sql();
+    let started = Instant::now();
     pstore::rebuild_script(pool, sql.prepare).await?;
+    if let Some(bulk) = bulk {
+        pstore::rebuild_script(pool, bulk.before).await?;
+    }
     let total = carelog_store::projector_status::status(pool, name)
         .await?
         .head
@@ -99,27 +110,40 @@ pub async fn rebuild(
     // transaction still in flight anywhere in the cluster holds later rows back (their
     // snapshot xmin), so wait for them rather than swap in a table that misses them.
     let target = Position(total as i64);
-    let (sender, mut batches) = mpsc::channel(PREFETCH);
+    let (sender, read) = mpsc::channel(PREFETCH);
     let reader = AbortOnDrop(tokio::spawn(read_ahead(
         pool.clone(),
         cursor,
         target,
         sender,
     )));
-    while let Some(batch) = batches.recv().await {
+    let (sender, mut opened) = mpsc::channel(PREFETCH);
+    let opener = AbortOnDrop(tokio::spawn(open_ahead(
+        pool.clone(),
+        store.vault().clone(),
+        name.to_owned(),
+        read,
+        sender,
+    )));
+    let mut applying = Duration::ZERO;
+    while let Some(batch) = opened.recv().await {
         let batch = batch?;
-        let Some(last) = batch.last().map(|e| e.position) else {
-            continue;
-        };
-        let skip = set_aside(pool, name).await?;
+        let began = Instant::now();
         let mut tx = pool.begin().await?;
         pstore::rebuild_search_path(&mut tx).await?;
-        apply_all(&mut tx, store, projection, &batch, &skip, &mut report).await?;
+        apply_all(&mut tx, projection, Stage::Fill, &batch, &mut report).await?;
         tx.commit().await?;
-        cursor = last;
+        applying += began.elapsed();
+        cursor = batch.last;
         progress(report.applied + report.skipped, total.max(cursor.0 as u64));
     }
-    drop(reader);
+    let reading = reader.join().await;
+    let opening = opener.join().await;
+    let filled = started.elapsed();
+    if let Some(bulk) = bulk {
+        pstore::rebuild_script(pool, bulk.after).await?;
+    }
+    let indexed = started.elapsed();
 
     // Catch up to the live checkpoint and swap, under the projection's lock.
     let mut tx = pool.begin().await?;
@@ -128,7 +152,7 @@ pub async fn rebuild(
     let skip = set_aside(&mut *tx, name).await?;
     pstore::rebuild_search_path(&mut tx).await?;
     while cursor < live {
-        let batch: Vec<StoredEvent> = carelog_store::read::all(pool, cursor, BATCH)
+        let batch: Vec<StoredEvent> = carelog_store::read::all_bulk(pool, cursor, BATCH)
             .await?
             .into_iter()
             .filter(|e| e.position <= live)
@@ -136,14 +160,29 @@ pub async fn rebuild(
         let Some(last) = batch.last().map(|e| e.position) else {
             break;
         };
-        apply_all(&mut tx, store, projection, &batch, &skip, &mut report).await?;
+        let batch = open_batch(store.vault(), batch, &skip).await?;
+        apply_all(&mut tx, projection, Stage::CatchUp, &batch, &mut report).await?;
         cursor = last;
     }
     pstore::rebuild_script(&mut *tx, sql.swap).await?;
     report.checkpoint = live.max(cursor);
     pstore::save_checkpoint(&mut tx, name, report.checkpoint).await?;
     tx.commit().await?;
-    tracing::info!(projection = %name, applied = report.applied, skipped = report.skipped, checkpoint = report.checkpoint.0, "projection rebuilt");
+    let ms = |d: Duration| d.as_millis() as u64;
+    tracing::info!(
+        projection = %name,
+        applied = report.applied,
+        skipped = report.skipped,
+        checkpoint = report.checkpoint.0,
+        total_ms = ms(started.elapsed()),
+        fill_ms = ms(filled),
+        read_busy_ms = ms(reading.unwrap_or_default()),
+        open_busy_ms = ms(opening.unwrap_or_default()),
+        apply_busy_ms = ms(applying),
+        index_ms = ms(indexed - filled),
+        catch_up_and_swap_ms = ms(started.elapsed() - indexed),
+        "projection rebuilt"
+    );
     Ok(report)
 }
 
@@ -160,20 +199,24 @@ async fn set_aside(
 }
 
 /// Reads the log after `cursor` up to `target` (gap-safe, [`BATCH`] at a time) into
-/// `batches`, ahead of the applier; stops at the first error (sent on) or when the
-/// applier hangs up.
+/// `batches`, ahead of the opener; stops at the first error (sent on) or when the
+/// opener hangs up. Returns the time spent reading.
 async fn read_ahead(
     pool: PgPool,
     mut cursor: Position,
     target: Position,
     batches: mpsc::Sender<Result<Vec<StoredEvent>, StoreError>>,
-) {
+) -> Duration {
+    let mut busy = Duration::ZERO;
     while cursor < target {
-        let batch = match carelog_store::read::all(&pool, cursor, BATCH).await {
+        let began = Instant::now();
+        let read = carelog_store::read::all_bulk(&pool, cursor, BATCH).await;
+        busy += began.elapsed();
+        let batch = match read {
             Ok(batch) => batch,
             Err(e) => {
                 let _ = batches.send(Err(e)).await;
-                return;
+                return busy;
             }
         };
         let Some(last) = batch.last().map(|e| e.position) else {
@@ -182,41 +225,135 @@ async fn read_ahead(
         };
         cursor = last;
         if batches.send(Ok(batch)).await.is_err() {
-            return;
+            return busy;
         }
     }
+    busy
+}
+
+/// A batch of the log, opened: the events kept (not set aside) with their payloads.
+struct OpenedBatch {
+    events: Vec<StoredEvent>,
+    opened: Vec<Opened>,
+    /// Events of the batch set aside by the live projection (not in `events`).
+    skipped: u64,
+    /// The position of the batch's last event, kept or not.
+    last: Position,
+}
+
+/// Opens the batches of `read` into `out`, ahead of the applier, dropping the events
+/// the live projection set aside (looked up again for each batch); stops at the first
+/// error (sent on) or when the applier hangs up. Returns the time spent opening.
+async fn open_ahead(
+    pool: PgPool,
+    vault: Vault,
+    name: String,
+    mut read: mpsc::Receiver<Result<Vec<StoredEvent>, StoreError>>,
+    out: mpsc::Sender<Result<OpenedBatch, StoreError>>,
+) -> Duration {
+    let mut busy = Duration::ZERO;
+    while let Some(batch) = read.recv().await {
+        let began = Instant::now();
+        let opened = match batch {
+            Ok(batch) => match set_aside(&pool, &name).await {
+                Ok(skip) => open_batch(&vault, batch, &skip).await,
+                Err(e) => Err(e),
+            },
+            Err(e) => Err(e),
+        };
+        busy += began.elapsed();
+        let failed = opened.is_err();
+        if out.send(opened).await.is_err() || failed {
+            return busy;
+        }
+    }
+    busy
+}
+
+/// Opens the events of `batch` not in `skip`: their subjects' keys in one query, the
+/// payloads on every core (in `spawn_blocking`).
+async fn open_batch(
+    vault: &Vault,
+    batch: Vec<StoredEvent>,
+    skip: &HashSet<EventId>,
+) -> Result<OpenedBatch, StoreError> {
+    let last = batch.last().map_or(Position::START, |e| e.position);
+    let read = batch.len();
+    let events: Vec<StoredEvent> = batch
+        .into_iter()
+        .filter(|e| !skip.contains(&e.header.event_id))
+        .collect();
+    let skipped = (read - events.len()) as u64;
+    let keys = vault
+        .keys()
+        .for_read_many(events.iter().map(|e| &e.header.subject))
+        .await?;
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let (events, opened) = tokio::task::spawn_blocking(move || {
+        let refs: Vec<&StoredEvent> = events.iter().collect();
+        let opened = carelog_store::vault::open_with_keys(&keys, &refs, threads);
+        (events, opened)
+    })
+    .await
+    .map_err(|e| match e.try_into_panic() {
+        Ok(panic) => std::panic::resume_unwind(panic),
+        // Cancelled: the runtime is shutting down.
+        Err(_) => StoreError::ShuttingDown,
+    })?;
+    Ok(OpenedBatch {
+        opened: opened?,
+        events,
+        skipped,
+        last,
+    })
 }
 
 /// Aborts a task when dropped (the rebuild stopped early).
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
 
-impl Drop for AbortOnDrop {
+impl<T> AbortOnDrop<T> {
+    /// The task's answer once it has ended (`None` if it panicked).
+    async fn join(mut self) -> Option<T> {
+        (&mut self.0).await.ok()
+    }
+}
+
+impl<T> Drop for AbortOnDrop<T> {
     fn drop(&mut self) {
         self.0.abort();
     }
 }
 
-/// Opens and applies the events of `batch` not in `skip`, in one savepoint of `tx`.
+/// Which part of a rebuild applies a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    /// The fill of the empty twins ([`Projection::fill_batch`]).
+    Fill,
+    /// The catch-up under the lock, into the indexed twins ([`Projection::apply_batch`]).
+    CatchUp,
+}
+
+/// Applies an opened batch to the twins in one savepoint of `tx`, as `stage` does; on
+/// failure, names the event.
 async fn apply_all(
     tx: &mut sqlx::PgConnection,
-    store: &EventStore,
     projection: &dyn Projection,
-    batch: &[StoredEvent],
-    skip: &HashSet<EventId>,
+    stage: Stage,
+    batch: &OpenedBatch,
     report: &mut RebuildReport,
 ) -> Result<(), RebuildError> {
-    let kept: Vec<&StoredEvent> = batch
-        .iter()
-        .filter(|e| !skip.contains(&e.header.event_id))
-        .collect();
-    report.skipped += (batch.len() - kept.len()) as u64;
-    if kept.is_empty() {
+    report.skipped += batch.skipped;
+    if batch.events.is_empty() {
         return Ok(());
     }
-    let opened = store.vault().open_batch(&kept).await?;
-    let items: Vec<(&StoredEvent, &Opened)> = kept.iter().copied().zip(opened.iter()).collect();
+    let items: Vec<(&StoredEvent, &Opened)> =
+        batch.events.iter().zip(batch.opened.iter()).collect();
     let mut savepoint = tx.begin().await?;
-    match projection.apply_batch(&mut savepoint, &items).await {
+    let applied = match stage {
+        Stage::Fill => projection.fill_batch(&mut savepoint, &items).await,
+        Stage::CatchUp => projection.apply_batch(&mut savepoint, &items).await,
+    };
+    match applied {
         Ok(()) => {
             savepoint.commit().await?;
             report.applied += items.len() as u64;

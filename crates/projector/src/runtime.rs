@@ -9,10 +9,14 @@
 //! 2. acknowledges, without applying, every event at or below the checkpoint (a
 //!    redelivery, or a duplicate the relay re-published outside the duplicate window);
 //! 3. applies the others in ONE PostgreSQL transaction that also advances the
-//!    checkpoint; commits; THEN acknowledges them. A crash before the commit applies
+//!    checkpoint — the dead-letter check of the batch's streams in one query, the
+//!    payloads opened together (one key lookup), the events handed to
+//!    [`Projection::apply_batch`] at once — commits; THEN acknowledges them. A crash before the commit applies
 //!    nothing (NATS redelivers); a crash after it re-delivers events that step 2 skips:
 //!    never skipped, never applied twice (DESIGN.md invariant 7);
-//! 4. when an event fails: rolls back, commits and acknowledges the events before it,
+//! 4. when an event fails: rolls back (when the batch failed as a whole without naming
+//!    the event, as one multi-row statement does, applies it again one event at a time to
+//!    find it), commits and acknowledges the events before it,
 //!    retries the failing one alone with exponential backoff and jitter, up to
 //!    [`ProjectorConfig::max_attempts`] attempts in all; then records it as a `failed`
 //!    dead letter in the transaction that moves the checkpoint past it, acknowledges it
@@ -66,10 +70,10 @@ use carelog_bus::dead_letter::{DeadLetterNotice, NoticePublisher};
 use carelog_bus::BusConfig;
 use carelog_domain::{EventId, EventType, Position};
 use carelog_store::projector::{self as pstore, DlqStatus, NewDlqEntry, ProjectorSession};
-use carelog_store::{EventStore, StoreError, StoredEvent};
+use carelog_store::{EventStore, Opened, StoreError, StoredEvent};
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 use tokio::sync::watch;
 
 use crate::{valid_name, ApplyError, Projection};
@@ -102,7 +106,7 @@ pub struct ProjectorConfig {
 impl Default for ProjectorConfig {
     fn default() -> Self {
         Self {
-            batch: 100,
+            batch: 500,
             max_attempts: 5,
             min_backoff: Duration::from_millis(100),
             max_backoff: Duration::from_secs(5),
@@ -156,13 +160,29 @@ struct Item {
 
 enum Outcome {
     /// Committed; the events parked as `waiting` dead letters in the transaction.
-    Applied {
-        parked: Vec<(EventId, EventType)>,
-    },
+    Applied { parked: Vec<(EventId, EventType)> },
+    /// Rolled back: the event at `index` (when known) failed to apply.
     Failed {
-        index: usize,
+        index: Option<usize>,
         error: ApplyError,
     },
+}
+
+/// An [`Outcome`] whose failing event is known ([`Projector::try_locate`]).
+enum Located {
+    /// Committed; the events parked as `waiting` dead letters in the transaction.
+    Applied { parked: Vec<(EventId, EventType)> },
+    /// Rolled back: the event at `index` failed to apply.
+    Failed { index: usize, error: ApplyError },
+}
+
+/// How [`Projector::try_apply`] applies a batch.
+#[derive(Debug, Clone, Copy)]
+enum Apply {
+    /// Opened together, applied by [`Projection::apply_batch`].
+    Batch,
+    /// Opened and applied one event at a time (names the event that fails).
+    Each,
 }
 
 /// The runtime of one projection; see the module documentation.
@@ -449,8 +469,8 @@ impl Projector {
         let mut backoff = self.backoff();
         while start < items.len() {
             let end = if attempts > 0 { start + 1 } else { items.len() };
-            match self.try_apply(&items[start..end]).await? {
-                Outcome::Applied { parked } => {
+            match self.try_locate(&items[start..end]).await? {
+                Located::Applied { parked } => {
                     ack(&items[start..end]).await;
                     self.notify(&parked).await;
                     start = end;
@@ -458,7 +478,7 @@ impl Projector {
                     first_failed_at = None;
                     backoff = self.backoff();
                 }
-                Outcome::Failed { index: 0, error } => {
+                Located::Failed { index: 0, error } => {
                     attempts += 1;
                     let first = *first_failed_at.get_or_insert_with(Utc::now);
                     let item = &items[start];
@@ -480,10 +500,10 @@ impl Projector {
                         tokio::time::sleep(backoff.next().unwrap_or(self.cfg.max_backoff)).await;
                     }
                 }
-                Outcome::Failed { index, error } => {
+                Located::Failed { index, error } => {
                     // Commit the events before the failing one, then retry it alone.
-                    if let Outcome::Applied { parked } =
-                        self.try_apply(&items[start..start + index]).await?
+                    if let Located::Applied { parked } =
+                        self.try_locate(&items[start..start + index]).await?
                     {
                         ack(&items[start..start + index]).await;
                         self.notify(&parked).await;
@@ -504,23 +524,56 @@ impl Projector {
         Ok(())
     }
 
+    /// [`Self::try_apply`] as a batch; when that fails without naming the event, once
+    /// more one event at a time, which names it.
+    async fn try_locate(&self, items: &[Item]) -> Result<Located, SessionEnd> {
+        let outcome = match self.try_apply(items, Apply::Batch).await? {
+            Outcome::Failed { index: None, .. } => self.try_apply(items, Apply::Each).await?,
+            outcome => outcome,
+        };
+        Ok(match outcome {
+            Outcome::Applied { parked } => Located::Applied { parked },
+            // `Apply::Each` always names the event; were it not to, the first one is
+            // retried alone, which names it or applies it.
+            Outcome::Failed { index, error } => Located::Failed {
+                index: index.unwrap_or(0),
+                error,
+            },
+        })
+    }
+
     /// One transaction: applies (or parks) `items` and advances the checkpoint to the
-    /// last; on the first failure of the projection, rolls back and says which.
-    async fn try_apply(&self, items: &[Item]) -> Result<Outcome, SessionEnd> {
+    /// last; on the first failure of the projection, rolls back and says which event
+    /// failed when it is known.
+    ///
+    /// [`Apply::Batch`] opens the payloads together (one key lookup) and hands them to
+    /// [`Projection::apply_batch`]; a failure there may not name its event (one
+    /// multi-row statement), so [`Projector::process`] then tries again with
+    /// [`Apply::Each`], which applies the events one at a time and names it.
+    async fn try_apply(&self, items: &[Item], mode: Apply) -> Result<Outcome, SessionEnd> {
         let name = self.projection.name();
         let mut tx = self.pool.begin().await?;
         pstore::lock(&mut tx, name).await?;
         // Re-read under the lock: a rebuild may have swapped in a table that already
         // holds these events (and moved the checkpoint past them).
         let stored = pstore::checkpoint(&mut *tx, name).await?;
+        let fresh: Vec<(usize, &StoredEvent)> = items
+            .iter()
+            .enumerate()
+            .map(|(index, item)| (index, &item.event))
+            .filter(|(_, event)| event.position > stored)
+            .collect();
+        let mut streams: Vec<String> = fresh
+            .iter()
+            .map(|(_, e)| e.header.stream_id.to_string())
+            .collect();
+        streams.sort_unstable();
+        streams.dedup();
+        let blocked = pstore::dlq_blocked_streams(&mut tx, name, &streams).await?;
         let mut parked = Vec::new();
-        for (index, item) in items.iter().enumerate() {
-            let event = &item.event;
-            if event.position <= stored {
-                continue;
-            }
-            let stream_id = event.header.stream_id.to_string();
-            if pstore::dlq_blocked(&mut tx, name, &stream_id).await? {
+        let mut to_apply = Vec::with_capacity(fresh.len());
+        for (index, event) in fresh {
+            if blocked.contains(&event.header.stream_id.to_string()) {
                 pstore::dlq_insert(
                     &mut tx,
                     NewDlqEntry {
@@ -534,20 +587,20 @@ impl Projector {
                 )
                 .await?;
                 parked.push((event.header.event_id, event.header.event_type.clone()));
-                continue;
+            } else {
+                to_apply.push((index, event));
             }
-            let applied = match self.store.open(event).await {
-                Ok(opened) => self.projection.apply(&mut tx, event, &opened).await,
-                Err(StoreError::Database(e)) => return Err(SessionEnd::Store(e.into())),
-                Err(e) => Err(ApplyError::from(e)),
-            };
-            if let Err(error) = applied {
-                tx.rollback().await?;
-                if error.is_transient() {
-                    return Err(SessionEnd::Transient(error));
-                }
-                return Ok(Outcome::Failed { index, error });
+        }
+        let failed = match mode {
+            Apply::Batch => self.apply_batch(&mut tx, &to_apply).await?,
+            Apply::Each => self.apply_each(&mut tx, &to_apply).await?,
+        };
+        if let Some((index, error)) = failed {
+            tx.rollback().await?;
+            if error.is_transient() {
+                return Err(SessionEnd::Transient(error));
             }
+            return Ok(Outcome::Failed { index, error });
         }
         let last = items
             .last()
@@ -559,6 +612,47 @@ impl Projector {
             return Err(SessionEnd::CrashHook);
         }
         Ok(Outcome::Applied { parked })
+    }
+
+    /// [`Apply::Batch`]: the failure, if any, with the index in the batch of its event
+    /// when known.
+    async fn apply_batch(
+        &self,
+        tx: &mut PgConnection,
+        events: &[(usize, &StoredEvent)],
+    ) -> Result<Option<(Option<usize>, ApplyError)>, SessionEnd> {
+        let refs: Vec<&StoredEvent> = events.iter().map(|(_, e)| *e).collect();
+        let opened = match self.store.vault().open_batch(&refs).await {
+            Ok(opened) => opened,
+            Err(StoreError::Database(e)) => return Err(SessionEnd::Store(e.into())),
+            Err(e) => return Ok(Some((None, ApplyError::from(e)))),
+        };
+        let pairs: Vec<(&StoredEvent, &Opened)> = refs.into_iter().zip(opened.iter()).collect();
+        Ok(self
+            .projection
+            .apply_batch(tx, &pairs)
+            .await
+            .err()
+            .map(|e| (e.index.map(|i| events[i].0), e.error)))
+    }
+
+    /// [`Apply::Each`]: the failure, if any, with the index in the batch of its event.
+    async fn apply_each(
+        &self,
+        tx: &mut PgConnection,
+        events: &[(usize, &StoredEvent)],
+    ) -> Result<Option<(Option<usize>, ApplyError)>, SessionEnd> {
+        for (index, event) in events {
+            let applied = match self.store.open(event).await {
+                Ok(opened) => self.projection.apply(&mut *tx, event, &opened).await,
+                Err(StoreError::Database(e)) => return Err(SessionEnd::Store(e.into())),
+                Err(e) => Err(ApplyError::from(e)),
+            };
+            if let Err(error) = applied {
+                return Ok(Some((Some(*index), error)));
+            }
+        }
+        Ok(None)
     }
 
     /// Records `item` as a failed dead letter and moves the checkpoint past it.

@@ -152,18 +152,20 @@ pub async fn save_checkpoint(
     Ok(())
 }
 
-/// Whether `stream_id` has dead letters in `projection` (its events must wait).
-pub async fn dlq_blocked(
+/// Which of `stream_ids` have dead letters in `projection` (their events must wait):
+/// one query for a whole batch.
+pub async fn dlq_blocked_streams(
     tx: &mut PgConnection,
     projection: &str,
-    stream_id: &str,
-) -> Result<bool, StoreError> {
-    let blocked: bool = sqlx::query_scalar(include_str!("../sql/projector_dlq_blocked.sql"))
-        .bind(projection)
-        .bind(stream_id)
-        .fetch_one(tx)
-        .await?;
-    Ok(blocked)
+    stream_ids: &[String],
+) -> Result<std::collections::HashSet<String>, StoreError> {
+    let blocked: Vec<String> =
+        sqlx::query_scalar(include_str!("../sql/projector_dlq_blocked_streams.sql"))
+            .bind(projection)
+            .bind(stream_ids)
+            .fetch_all(tx)
+            .await?;
+    Ok(blocked.into_iter().collect())
 }
 
 /// Records a dead letter in `tx` (once per projection and event).
@@ -416,4 +418,74 @@ pub async fn rebuild_search_path(tx: &mut PgConnection) -> Result<(), StoreError
         .execute(tx)
         .await?;
     Ok(())
+}
+
+/// Appends `events` to the `audit_feed` read model in ONE `COPY … FROM STDIN` in binary
+/// format (`projections/audit_feed_copy.sql`): the same rows as [`audit_feed_apply`] for
+/// each event, for a rebuild's batches. Not idempotent: a row already there fails the
+/// whole batch (a rebuild never applies an event twice). Nothing to do for an empty batch.
+pub async fn audit_feed_copy(
+    tx: &mut PgConnection,
+    events: &[&StoredEvent],
+) -> Result<(), StoreError> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let data = audit_feed_copy_data(events);
+    let mut copy = tx
+        .copy_in_raw(include_str!("../../../projections/audit_feed_copy.sql"))
+        .await?;
+    if let Err(e) = copy.send(data).await {
+        let _ = copy.abort("carelog: sending the rows failed").await;
+        return Err(e.into());
+    }
+    copy.finish().await?;
+    Ok(())
+}
+
+/// The binary `COPY` stream of `audit_feed` rows for `events`: signature, flags and
+/// header extension, then per row its 8 fields (length-prefixed, -1 for NULL), then the
+/// trailer.
+fn audit_feed_copy_data(events: &[&StoredEvent]) -> Vec<u8> {
+    use std::fmt::Write as _;
+    /// Microseconds from the Unix epoch to PostgreSQL's (2000-01-01 UTC).
+    const PG_EPOCH_MICROS: i64 = 946_684_800_000_000;
+    fn field(out: &mut Vec<u8>, bytes: &[u8]) {
+        out.extend_from_slice(&(bytes.len() as i32).to_be_bytes());
+        out.extend_from_slice(bytes);
+    }
+    fn optional(out: &mut Vec<u8>, bytes: Option<&[u8]>) {
+        match bytes {
+            Some(bytes) => field(out, bytes),
+            None => out.extend_from_slice(&(-1i32).to_be_bytes()),
+        }
+    }
+    let mut out = Vec::with_capacity(19 + events.len() * 200 + 2);
+    out.extend_from_slice(b"PGCOPY\n\xff\r\n\0");
+    out.extend_from_slice(&0i32.to_be_bytes());
+    out.extend_from_slice(&0i32.to_be_bytes());
+    let mut stream_id = String::with_capacity(64);
+    for event in events {
+        let h = &event.header;
+        out.extend_from_slice(&8i16.to_be_bytes());
+        field(&mut out, &event.position.0.to_be_bytes());
+        field(&mut out, h.event_id.0.as_bytes());
+        stream_id.clear();
+        let _ = write!(stream_id, "{}", h.stream_id);
+        field(&mut out, stream_id.as_bytes());
+        field(&mut out, h.stream_id.stream_type().as_str().as_bytes());
+        field(&mut out, h.event_type.as_str().as_bytes());
+        optional(
+            &mut out,
+            h.metadata.actor_id.as_ref().map(|a| &a.as_bytes()[..]),
+        );
+        optional(
+            &mut out,
+            h.metadata.request_id.as_deref().map(str::as_bytes),
+        );
+        let micros = h.recorded_at.timestamp_micros() - PG_EPOCH_MICROS;
+        field(&mut out, &micros.to_be_bytes());
+    }
+    out.extend_from_slice(&(-1i16).to_be_bytes());
+    out
 }

@@ -158,8 +158,12 @@ impl TestApp {
             (None, None)
         };
         let nats_url = nats.as_ref().map(|n| n.url.clone());
+        let bus = nats
+            .as_ref()
+            .map(|n| carelog_bus::BusConfig::new(n.prefix.clone(), 1).expect("bus config"))
+            .unwrap_or_default();
         let app = services
-            .router(api, nats_url.as_deref())
+            .router(api, nats_url.as_deref(), &bus)
             .await
             .expect("router");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")

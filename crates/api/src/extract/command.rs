@@ -7,11 +7,14 @@
 //!   `T` must carry `#[serde(deny_unknown_fields)]` (and not use `#[serde(flatten)]`, which
 //!   disables it) so no field can be mass-assigned.
 //!
+//! - As `Option<Command<T>>`, an empty body and a JSON `null` are `None`; any other body
+//!   follows the rules above.
+//!
 //! No error repeats a submitted value: serde's messages ("invalid type: string \"…\"") are
 //! replaced by fixed texts; only field *names* are echoed.
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, Request};
+use axum::extract::{FromRequest, OptionalFromRequest, Request};
 use axum::http::{header, HeaderMap, StatusCode};
 use serde::de::DeserializeOwned;
 use serde_json::json;
@@ -31,10 +34,7 @@ where
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         if !is_json(req.headers()) {
-            return Err(ApiError::Validation {
-                message: "expected a JSON body (Content-Type: application/json)".into(),
-                details: json!({ "content_type": "application/json" }),
-            });
+            return Err(not_json());
         }
         let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
             match rejection.status() {
@@ -43,6 +43,41 @@ where
             }
         })?;
         parse(&bytes).map(Command)
+    }
+}
+
+impl<S, T> OptionalFromRequest<S> for Command<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Option<Self>, Self::Rejection> {
+        let json = is_json(req.headers());
+        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+            match rejection.status() {
+                StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge,
+                _ => ApiError::validation("the request body could not be read"),
+            }
+        })?;
+        if bytes.trim_ascii().is_empty() {
+            return Ok(None);
+        }
+        if !json {
+            return Err(not_json());
+        }
+        if bytes.trim_ascii() == b"null" {
+            return Ok(None);
+        }
+        parse(&bytes).map(|t| Some(Command(t)))
+    }
+}
+
+fn not_json() -> ApiError {
+    ApiError::Validation {
+        message: "expected a JSON body (Content-Type: application/json)".into(),
+        details: json!({ "content_type": "application/json" }),
     }
 }
 

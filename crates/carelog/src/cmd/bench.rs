@@ -1309,9 +1309,11 @@ impl RebuildReport {
              per append through the group-commit event store; then `VACUUM (ANALYZE)` and \
              `CHECKPOINT`.\n\
              - The rebuild is `carelog_projector::rebuild` with a fresh key store (no data \
-             key cached): reads of {batch} events, the next one prefetched while the current \
-             one is opened (AES-256-GCM + JSON) and applied in one multi-row statement per \
-             batch into the twin table, then the swap. Baselines: the same gap-safe reads \
+             key cached): reads of {batch} events, opened (AES-256-GCM + JSON, on every \
+             core) and applied by one binary `COPY` per batch into an index-less twin table, \
+             the three stages pipelined; then the twin gets the live table's indexes, \
+             catches up under the projection's lock and is swapped in. Baselines: the same \
+             gap-safe reads (`read::all`) \
              without opening or applying, and one server-side `INSERT … SELECT` of the same \
              rows into a table shaped like `audit_feed`.\n\
              \n\

@@ -60,14 +60,14 @@ async fn serve(
     .with_clinical(config::clinical()?);
     let admin = seed_admin(&services, data_dir).await?;
     let demo_password = seed_demo_once(&services, data_dir, &admin.0).await?;
+    let bus = config::bus()?;
     let app = services
-        .router(config::api()?, Some(&stack.nats_url()))
+        .router(config::api()?, Some(&stack.nats_url()), &bus)
         .await?;
     let bind = config::bind()?;
     let listener = tokio::net::TcpListener::bind(bind).await.with_context(|| {
         format!("cannot listen on {bind} (set CARELOG_BIND to another address)")
     })?;
-    let bus = config::bus()?;
     let relay = services.start_relay(&stack.nats_url(), bus.clone()).await?;
     let projectors = services
         .start_projectors(

@@ -1,6 +1,7 @@
-//! `carelog dlq list|retry ID|discard ID`: the projections' dead-letter queue, as the
-//! admin API offers it. Retry and discard are commands: they append DlqEntryRetried /
-//! DlqEntryDiscarded to the operations stream with the operator as actor.
+//! `carelog dlq list|retry ID|discard ID [--reason WHY]`: the projections' dead-letter
+//! queue, as the admin API offers it. Retry and discard are commands: they append
+//! DlqEntryRetried / DlqEntryDiscarded to the operations stream with the operator as
+//! actor and the reason, if given.
 //!
 //! When `NATS_URL` is set, retry and discard also publish their notices on
 //! `<prefix>DLQ` (`CARELOG_NATS_PREFIX`; see crates/bus `dead_letter`), best effort: an
@@ -43,12 +44,12 @@ pub async fn list(projection: Option<String>, as_json: bool) -> Result<ExitCode>
     Ok(ExitCode::SUCCESS)
 }
 
-pub async fn retry(id: Uuid) -> Result<ExitCode> {
-    operate(id, Op::Retry).await
+pub async fn retry(id: Uuid, reason: Option<String>) -> Result<ExitCode> {
+    operate(id, Op::Retry, reason).await
 }
 
-pub async fn discard(id: Uuid) -> Result<ExitCode> {
-    operate(id, Op::Discard).await
+pub async fn discard(id: Uuid, reason: Option<String>) -> Result<ExitCode> {
+    operate(id, Op::Discard, reason).await
 }
 
 #[derive(Clone, Copy)]
@@ -57,7 +58,7 @@ enum Op {
     Discard,
 }
 
-async fn operate(id: Uuid, op: Op) -> Result<ExitCode> {
+async fn operate(id: Uuid, op: Op, reason: Option<String>) -> Result<ExitCode> {
     let services = super::services::from_env().await?;
     let entries = dlq::list(&services.pool, None)
         .await
@@ -74,29 +75,15 @@ async fn operate(id: Uuid, op: Op) -> Result<ExitCode> {
         return Ok(ExitCode::from(2));
     };
     let notices = notice_publisher().await?;
+    let operator = |command: &str| dlq::Operator {
+        metadata: super::operator_metadata(command),
+        reason: reason.clone(),
+        notices: notices.as_ref(),
+    };
+    let (pool, store, projection) = (&services.pool, &services.store, projection.as_ref());
     let result = match op {
-        Op::Retry => {
-            dlq::retry_with_notices(
-                &services.pool,
-                &services.store,
-                projection.as_ref(),
-                id,
-                super::operator_metadata("dlq retry"),
-                notices.as_ref(),
-            )
-            .await
-        }
-        Op::Discard => {
-            dlq::discard_with_notices(
-                &services.pool,
-                &services.store,
-                projection.as_ref(),
-                id,
-                super::operator_metadata("dlq discard"),
-                notices.as_ref(),
-            )
-            .await
-        }
+        Op::Retry => dlq::retry(pool, store, projection, id, operator("dlq retry")).await,
+        Op::Discard => dlq::discard(pool, store, projection, id, operator("dlq discard")).await,
     };
     let verb = match op {
         Op::Retry => "retried",
@@ -121,7 +108,12 @@ async fn operate(id: Uuid, op: Op) -> Result<ExitCode> {
             eprintln!("carelog: the event still cannot be applied: {error}");
             Ok(ExitCode::from(1))
         }
-        Err(e @ (DlqError::NotFound | DlqError::WrongProjection(_) | DlqError::NotFailed)) => {
+        Err(
+            e @ (DlqError::NotFound
+            | DlqError::WrongProjection(_)
+            | DlqError::NotFailed
+            | DlqError::BadReason),
+        ) => {
             eprintln!("carelog: dead letter {id}: {e}");
             Ok(ExitCode::from(2))
         }

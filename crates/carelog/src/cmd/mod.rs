@@ -31,8 +31,8 @@ pub async fn run(command: Command) -> Result<ExitCode> {
         Command::Rebuild { name, all } => rebuild::run(name, all).await,
         Command::Dlq { command } => match command {
             DlqCommand::List { projection, json } => dlq::list(projection, json).await,
-            DlqCommand::Retry { id } => dlq::retry(id).await,
-            DlqCommand::Discard { id } => dlq::discard(id).await,
+            DlqCommand::Retry { id, reason } => dlq::retry(id, reason).await,
+            DlqCommand::Discard { id, reason } => dlq::discard(id, reason).await,
         },
         Command::Check => check::run().await,
         Command::Dev { data_dir } => dev::run(&data_dir).await,

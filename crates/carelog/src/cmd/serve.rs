@@ -19,7 +19,7 @@ pub async fn run(with_projectors: bool) -> Result<ExitCode> {
     let nats_url = std::env::var("NATS_URL")
         .ok()
         .filter(|u| !u.trim().is_empty());
-    let app = services.router(api, nats_url.as_deref()).await?;
+    let app = services.router(api, nats_url.as_deref(), &bus).await?;
 
     let (relay, projectors) = match &nats_url {
         Some(url) => {
