@@ -1,12 +1,14 @@
 //! The demo data `carelog dev` seeds on its first run: an organisation with members of
 //! every org role, an independent doctor, three patients with accounts and records of
-//! every kind, a platform auditor. Everything goes through the same commands as the API
+//! every kind (Bruno consenting to the independent doctor), a platform auditor. Everything goes through the same commands as the API
 //! (with the demo users as actors), so the log tells how the demo came to be.
 
 use anyhow::{Context, Result};
 use carelog_commands::clinical::{Caller, Clinical, NewPatient};
 use carelog_commands::identity::{Identity, Registration};
 use carelog_commands::{Actor, Ctx};
+use carelog_domain::access::ConsentScope;
+use carelog_domain::consent::{GrantConsent, Purpose};
 use carelog_domain::patient::{Demographics, Sex};
 use carelog_domain::record::{RecordContent, RecordKind};
 use carelog_domain::user::RegistrationRole;
@@ -137,6 +139,24 @@ pub async fn seed_demo(
         )
         .await?;
     }
+    // Bruno lets the independent doctor see his whole chart, so the tour can show a
+    // doctor outside the organisation reading under consent (and Alice's chart still
+    // answers 404 to that doctor).
+    let bruno = caller(clinical, users[6], vec![Role::BasePatient]).await?;
+    clinical
+        .grant_consent(
+            &ctx,
+            &bruno,
+            GrantConsent {
+                patient_id: None,
+                grantee_org_id: None,
+                grantee_user_id: Some(users[4]),
+                scope: ConsentScope::All,
+                purpose: Purpose::Treatment,
+                expires_at: None,
+            },
+        )
+        .await?;
     Ok(())
 }
 

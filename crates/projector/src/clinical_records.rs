@@ -8,9 +8,15 @@
 //! A payload that can no longer be opened ([`Opened::Erased`]: the patient's key was
 //! destroyed) deletes every row of the record, so a rebuild after an erasure reaches the
 //! same state.
+//!
+//! From the `patient-<uuid>` streams, `PatientErased` alone: every record of the patient
+//! and every version of them go at once (whatever a key cache still held when the
+//! records' own events were applied). The patient's other events, opened or erased, do
+//! nothing here.
 
+use carelog_domain::patient::PatientEvent;
 use carelog_domain::record::RecordEvent;
-use carelog_domain::{RecordId, StreamType};
+use carelog_domain::{PatientId, RecordId, StreamType};
 use carelog_store::read_models::{self as rm, EventPlace, NewRecord};
 use carelog_store::{Opened, StoredEvent};
 use sqlx::PgConnection;
@@ -43,6 +49,15 @@ impl Projection for ClinicalRecords {
         opened: &'a Opened,
     ) -> BoxFuture<'a, Result<(), ApplyError>> {
         Box::pin(async move {
+            if event.header.stream_id.stream_type() == StreamType::Patient {
+                if let Change::Event(PatientEvent::PatientErased { .. }) =
+                    change(event, opened, StreamType::Patient, PatientEvent::decode)?
+                {
+                    let patient = PatientId(event.header.stream_id.uuid());
+                    carelog_store::dsr::purge_patient_records(tx, patient).await?;
+                }
+                return Ok(());
+            }
             let record = RecordId(event.header.stream_id.uuid());
             let place = EventPlace::of(event);
             match change(event, opened, StreamType::Record, RecordEvent::decode)? {

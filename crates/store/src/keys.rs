@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use carelog_crypto::{Dek, KekId, Keyring, MasterKey};
 use carelog_domain::{KeyId, SubjectId};
-use sqlx::{PgPool, Row};
+use sqlx::{PgConnection, PgPool, Row};
 use uuid::Uuid;
 
 use crate::error::StoreError;
@@ -150,6 +150,28 @@ impl KeyStore {
             .await?;
         self.evict(subject);
         Ok(destroyed.is_some())
+    }
+
+    /// As [`Self::destroy`], inside the caller's transaction, so the key goes with the
+    /// events and inline rows of the erasure or not at all. The cached key is evicted
+    /// now; call [`Self::forget`] again after the commit (a read between the two could
+    /// have cached the still-live key again).
+    pub async fn destroy_in_tx(
+        &self,
+        tx: &mut PgConnection,
+        subject: &SubjectId,
+    ) -> Result<bool, StoreError> {
+        let destroyed = sqlx::query(include_str!("../sql/key_destroy.sql"))
+            .bind(subject.as_str())
+            .fetch_optional(tx)
+            .await?;
+        self.evict(subject);
+        Ok(destroyed.is_some())
+    }
+
+    /// Evicts `subject`'s cached key (after a destruction committed).
+    pub fn forget(&self, subject: &SubjectId) {
+        self.evict(subject);
     }
 
     /// Forgets every cached key (e.g. after a rotation).

@@ -15,6 +15,8 @@
 //! - [`projector`]: projection checkpoints, the dead-letter queue, shipped read models.
 //! - [`clinical`]: the inline clinical state access decisions read (orgs, members,
 //!   patients, records, emergency grants).
+//! - [`dsr`]: data-subject requests (GDPR erasure, export) and legal holds, the inline
+//!   state of the erasure workflow.
 //! - [`read_models`]: the clinical read models' schema, projector writes and queries.
 //!
 //! What it must not do: decide anything. Commands are decided in `carelog-domain`; this
@@ -23,6 +25,8 @@
 pub mod append;
 pub mod clinical;
 pub mod connect;
+pub mod consent;
+pub mod dsr;
 pub mod error;
 pub mod health;
 pub mod idempotency;

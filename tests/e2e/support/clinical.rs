@@ -244,3 +244,69 @@ pub fn ids(r: &Resp) -> Vec<Uuid> {
         .map(|v| v["id"].as_str().expect("id").parse().expect("uuid"))
         .collect()
 }
+
+// ---- consent (API.md "Consent") ------------------------------------------------------
+
+/// A patient with an account of their own: a BASE:PATIENT login and the chart linked to
+/// it in an organisation.
+pub struct PatientAccount {
+    /// The patient's login.
+    pub account: Account,
+    /// The chart.
+    pub patient: Uuid,
+}
+
+impl PatientAccount {
+    /// The access token.
+    pub fn token(&self) -> &str {
+        self.account.token()
+    }
+}
+
+/// `data.status` of an answer.
+pub fn status_of(r: &Resp) -> &str {
+    r.body["data"]["status"].as_str().unwrap_or("")
+}
+
+impl TestApp {
+    /// A new BASE:PATIENT account with a chart in `org` (registered by `staff_token`)
+    /// linked to it.
+    pub async fn patient_account(
+        &self,
+        org: Uuid,
+        staff_token: &str,
+        family: &str,
+    ) -> PatientAccount {
+        let account = self.account("PATIENT").await;
+        let data = self
+            .new_patient(org, staff_token, family, Some(account.id()))
+            .await;
+        PatientAccount {
+            account,
+            patient: data["id"].as_str().expect("id").parse().expect("uuid"),
+        }
+    }
+
+    /// `POST /api/consent/grant` `body` as `token`.
+    pub async fn grant_consent(&self, token: &str, body: Value) -> Resp {
+        self.post("/api/consent/grant", body, Some(token)).await
+    }
+
+    /// `POST /api/consent/:id/<action>` (approve, decline, revoke) as `token`, no body.
+    pub async fn consent_action(&self, id: Uuid, action: &str, token: &str) -> Resp {
+        self.call("POST", &format!("/api/consent/{id}/{action}"), None, token)
+            .await
+    }
+
+    /// A consent of the patient behind `patient_token` to `grantee` (`{"grantee_user_id":
+    /// …}` or `{"grantee_org_id": …}`) with `scope`, for treatment; its id.
+    pub async fn consent_to(&self, patient_token: &str, grantee: Value, scope: &str) -> Uuid {
+        let mut body = json!({"scope": scope, "purpose": "treatment"});
+        for (k, v) in grantee.as_object().expect("grantee object") {
+            body[k] = v.clone();
+        }
+        let r = self.grant_consent(patient_token, body).await;
+        assert_eq!(r.status, 201, "grant consent: {:?}", r.body);
+        id_of(&r)
+    }
+}

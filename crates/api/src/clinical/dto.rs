@@ -1,12 +1,19 @@
 //! Request bodies and answers of the clinical routes (API.md "Organisations",
 //! "Patients and clinical records"). Answers holding PHI have no `Debug`.
 
+use carelog_commands::clinical::{ConsentView, SessionConsentView};
 use carelog_commands::clinical::{
     GrantView, HistoryEntry, MemberView, OrgView, PatientHistory, PatientView, RecordHistory,
     RecordVersionView, RecordView,
 };
+use carelog_domain::access::{ConsentScope, Grantee};
+use carelog_domain::consent::{GrantConsent, Purpose, RequestConsent};
 use carelog_domain::patient::Sex;
 use carelog_domain::record::RecordKind;
+use carelog_domain::session_consent::{
+    GrantSessionConsent, SessionConsentKind, SessionConsentStatus,
+};
+use carelog_domain::{OrgId, PatientId, UserId};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
@@ -437,6 +444,217 @@ impl From<GrantView> for GrantDto {
             user_id: g.user_id.0,
             expires_at: g.expires_at,
             position: g.position.0,
+        }
+    }
+}
+
+// ---- consent (API.md "Consent") -----------------------------------------------------
+
+/// `POST /api/consent/grant`: exactly one of `grantee_org_id`, `grantee_user_id`.
+/// `patient_id` may be left out when one chart is linked to the caller's account.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GrantConsentBody {
+    /// The chart (default: the one linked to the caller's account).
+    #[serde(default)]
+    pub patient_id: Option<Uuid>,
+    /// An organisation whose doctors get access.
+    #[serde(default)]
+    pub grantee_org_id: Option<Uuid>,
+    /// A doctor who gets access.
+    #[serde(default)]
+    pub grantee_user_id: Option<Uuid>,
+    /// all | demographics | clinical_records.
+    #[schema(value_type = String, example = "clinical_records")]
+    pub scope: ConsentScope,
+    /// treatment | payment | operations | research.
+    #[schema(value_type = String, example = "treatment")]
+    pub purpose: Purpose,
+    /// When it lapses by itself (in the future).
+    #[serde(default)]
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+impl From<GrantConsentBody> for GrantConsent {
+    fn from(b: GrantConsentBody) -> Self {
+        GrantConsent {
+            patient_id: b.patient_id.map(PatientId),
+            grantee_org_id: b.grantee_org_id.map(OrgId),
+            grantee_user_id: b.grantee_user_id.map(UserId),
+            scope: b.scope,
+            purpose: b.purpose,
+            expires_at: b.expires_at,
+        }
+    }
+}
+
+/// `POST /api/consent/request`: the caller (a doctor) asks the patient.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RequestConsentBody {
+    pub patient_id: Uuid,
+    /// all | demographics | clinical_records.
+    #[schema(value_type = String, example = "all")]
+    pub scope: ConsentScope,
+    /// treatment | payment | operations | research.
+    #[schema(value_type = String, example = "treatment")]
+    pub purpose: Purpose,
+}
+
+impl From<RequestConsentBody> for RequestConsent {
+    fn from(b: RequestConsentBody) -> Self {
+        RequestConsent {
+            patient_id: PatientId(b.patient_id),
+            scope: b.scope,
+            purpose: b.purpose,
+        }
+    }
+}
+
+/// `POST /api/consent/:id/approve` (optional body).
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ApproveConsentBody {
+    /// When the consent lapses by itself (in the future).
+    #[serde(default)]
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// An empty command body (`{}`; optional): nothing can be passed.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EmptyBody {}
+
+/// `POST /api/sessions/consents`. `patient_id` may be left out when one chart is linked
+/// to the caller's account.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GrantSessionConsentBody {
+    #[serde(default)]
+    pub patient_id: Option<Uuid>,
+    /// recording | ai_transcription.
+    #[schema(value_type = String, example = "recording")]
+    pub kind: SessionConsentKind,
+    /// Limited to sessions of this organisation.
+    #[serde(default)]
+    pub org_id: Option<Uuid>,
+    /// Limited to sessions with this clinician.
+    #[serde(default)]
+    pub user_id: Option<Uuid>,
+    /// When it lapses by itself (in the future).
+    #[serde(default)]
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+impl From<GrantSessionConsentBody> for GrantSessionConsent {
+    fn from(b: GrantSessionConsentBody) -> Self {
+        GrantSessionConsent {
+            patient_id: b.patient_id.map(PatientId),
+            kind: b.kind,
+            org_id: b.org_id.map(OrgId),
+            user_id: b.user_id.map(UserId),
+            expires_at: b.expires_at,
+        }
+    }
+}
+
+/// `?patient_id=` of `GET /api/sessions/consents` (default: the caller's own charts).
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct SessionConsentQuery {
+    /// The patient whose session consents to list.
+    pub patient_id: Option<Uuid>,
+}
+
+/// A consent (ids, terms and state; no PHI).
+#[derive(Serialize, ToSchema)]
+pub struct ConsentDto {
+    pub id: Uuid,
+    pub stream_id: String,
+    pub patient_id: Uuid,
+    /// `org` or `user`.
+    pub grantee_type: &'static str,
+    pub grantee_org_id: Option<Uuid>,
+    pub grantee_user_id: Option<Uuid>,
+    /// all | demographics | clinical_records.
+    pub scope: &'static str,
+    /// treatment | payment | operations | research.
+    pub purpose: &'static str,
+    /// requested | active | expired | declined | revoked.
+    pub status: &'static str,
+    pub expires_at: Option<DateTime<Utc>>,
+    /// The doctor who asked for it (a request), else `null`.
+    pub requested_by: Option<Uuid>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub version: i64,
+    pub position: i64,
+}
+
+impl From<ConsentView> for ConsentDto {
+    fn from(v: ConsentView) -> Self {
+        let (grantee_type, grantee_org_id, grantee_user_id) = match v.grantee {
+            Grantee::Org(o) => ("org", Some(o.0), None),
+            Grantee::User(u) => ("user", None, Some(u.0)),
+        };
+        Self {
+            id: v.consent_id.0,
+            stream_id: v.consent_id.stream().to_string(),
+            patient_id: v.patient_id.0,
+            grantee_type,
+            grantee_org_id,
+            grantee_user_id,
+            scope: v.scope.as_str(),
+            purpose: v.purpose.as_str(),
+            status: v.status.as_str(),
+            expires_at: v.expires_at,
+            requested_by: v.requested_by.map(|u| u.0),
+            created_at: v.created_at,
+            updated_at: v.updated_at,
+            version: v.version.0,
+            position: v.position.0,
+        }
+    }
+}
+
+/// A session consent.
+#[derive(Serialize, ToSchema)]
+pub struct SessionConsentDto {
+    pub id: Uuid,
+    pub stream_id: String,
+    pub patient_id: Uuid,
+    /// recording | ai_transcription.
+    pub kind: &'static str,
+    pub org_id: Option<Uuid>,
+    pub user_id: Option<Uuid>,
+    /// active | expired | revoked.
+    pub status: &'static str,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub version: i64,
+    pub position: i64,
+}
+
+impl From<SessionConsentView> for SessionConsentDto {
+    fn from(v: SessionConsentView) -> Self {
+        Self {
+            id: v.consent_id.0,
+            stream_id: v.consent_id.stream().to_string(),
+            patient_id: v.patient_id.0,
+            kind: v.kind.as_str(),
+            org_id: v.org_id.map(|o| o.0),
+            user_id: v.user_id.map(|u| u.0),
+            status: match v.status {
+                SessionConsentStatus::Active => "active",
+                SessionConsentStatus::Expired => "expired",
+                SessionConsentStatus::Revoked => "revoked",
+            },
+            expires_at: v.expires_at,
+            created_at: v.created_at,
+            updated_at: v.updated_at,
+            version: v.version.0,
+            position: v.position.0,
         }
     }
 }

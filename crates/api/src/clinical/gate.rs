@@ -77,6 +77,47 @@ pub const ROUTES: &[(&str, &str, Action)] = &[
         "/api/clinical-records/{id}/history",
         Action::ReadRecordHistory,
     ),
+    ("POST", "/api/consent/grant", Action::GrantConsent),
+    ("POST", "/api/consent/request", Action::RequestConsent),
+    ("POST", "/api/consent/{id}/approve", Action::DecideConsent),
+    ("POST", "/api/consent/{id}/decline", Action::DecideConsent),
+    ("POST", "/api/consent/{id}/revoke", Action::RevokeConsent),
+    ("GET", "/api/consent", Action::ListOwnConsents),
+    (
+        "GET",
+        "/api/organizations/{org_id}/consents",
+        Action::ListOrgConsents,
+    ),
+    (
+        "POST",
+        "/api/sessions/consents",
+        Action::ManageSessionConsent,
+    ),
+    ("GET", "/api/sessions/consents", Action::ReadSessionConsents),
+    (
+        "POST",
+        "/api/sessions/consents/{id}/revoke",
+        Action::ManageSessionConsent,
+    ),
+    (
+        "POST",
+        "/api/patients/{id}/erasure-request",
+        Action::RequestErasure,
+    ),
+    ("GET", "/api/patients/{id}/dsr", Action::ReadDsr),
+    ("POST", "/api/dsr/{id}/approve", Action::DecideErasure),
+    ("POST", "/api/dsr/{id}/reject", Action::DecideErasure),
+    ("GET", "/api/patients/{id}/export", Action::Export),
+    (
+        "PUT",
+        "/api/organizations/{org_id}/legal-hold",
+        Action::ManageLegalHold,
+    ),
+    (
+        "DELETE",
+        "/api/organizations/{org_id}/legal-hold",
+        Action::ManageLegalHold,
+    ),
 ];
 
 /// The action of a route, if it is in [`ROUTES`].

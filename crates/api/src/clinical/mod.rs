@@ -1,5 +1,5 @@
 //! Organisations, patients, clinical records and emergency access (API.md
-//! "Organisations", "Patients and clinical records").
+//! "Organisations", "Patients and clinical records"), and GDPR (API.md "GDPR").
 //!
 //! Every handler takes a [`gate::Caller`]: authenticated, memberships read now, and the
 //! route's action checked against the caller's roles (the gateway check). The
@@ -7,9 +7,11 @@
 //! clinical service itself before it reads or changes anything, so no handler can
 //! forget either.
 
+mod consents;
 mod dto;
 mod error;
 pub mod gate;
+mod gdpr;
 mod orgs;
 mod patients;
 mod records;
@@ -34,6 +36,24 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(records::get_record, records::amend_record))
         .routes(routes!(records::void_record))
         .routes(routes!(records::record_history))
+        .routes(routes!(consents::grant_consent))
+        .routes(routes!(consents::request_consent))
+        .routes(routes!(consents::approve_consent))
+        .routes(routes!(consents::decline_consent))
+        .routes(routes!(consents::revoke_consent))
+        .routes(routes!(consents::list_own_consents))
+        .routes(routes!(consents::list_org_consents))
+        .routes(routes!(
+            consents::grant_session_consent,
+            consents::list_session_consents
+        ))
+        .routes(routes!(consents::revoke_session_consent))
+        .routes(routes!(gdpr::request_erasure))
+        .routes(routes!(gdpr::list_dsrs))
+        .routes(routes!(gdpr::approve_erasure))
+        .routes(routes!(gdpr::reject_erasure))
+        .routes(routes!(gdpr::export_patient))
+        .routes(routes!(gdpr::place_legal_hold, gdpr::lift_legal_hold))
 }
 
 /// A `?min_position=` as a position (negative → 400).

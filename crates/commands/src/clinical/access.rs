@@ -2,7 +2,8 @@
 //! goes through one of these functions.
 
 use carelog_domain::access::{
-    decide, AccessContext, Action, Decision, EmergencyFacts, Grounds, PatientFacts, Resource,
+    decide, AccessContext, Action, ConsentFacts, Decision, EmergencyFacts, Grantee, Grounds,
+    PatientFacts, Resource,
 };
 use carelog_domain::{OrgId, PatientId, RecordId};
 use carelog_store::clinical::{self as inline, IndexedPatient, IndexedRecord};
@@ -56,6 +57,21 @@ impl Clinical {
         verdict(decide(&caller.principal, action, resource, &ctx))
     }
 
+    /// Decides `action` on what belongs to the caller themself (their own consents).
+    pub(super) fn authorize_own(
+        &self,
+        caller: &Caller,
+        action: Action,
+        now: DateTime<Utc>,
+    ) -> Result<Grounds, ClinicalError> {
+        let ctx = AccessContext {
+            now,
+            consents: &[],
+            emergency: &[],
+        };
+        verdict(decide(&caller.principal, action, Resource::Own, &ctx))
+    }
+
     /// Decides `action` on a patient (`as_record`: on their clinical records).
     pub(super) async fn authorize_patient(
         &self,
@@ -98,6 +114,29 @@ impl Clinical {
         })
     }
 
+    /// Decides `action` (approve, decline, revoke) on a consent of `patient` to
+    /// `grantee`.
+    pub(super) async fn authorize_consent(
+        &self,
+        caller: &Caller,
+        action: Action,
+        patient: PatientId,
+        grantee: Grantee,
+        now: DateTime<Utc>,
+    ) -> Result<PatientAccess, ClinicalError> {
+        let indexed = inline::patient_facts(self.pool(), patient)
+            .await?
+            .ok_or(ClinicalError::NotFound)?;
+        let facts = &indexed.facts;
+        let grounds = self
+            .decide_with_facts(caller, action, facts, now, |facts| Resource::Consent {
+                patient: facts,
+                grantee,
+            })
+            .await?;
+        Ok(PatientAccess { indexed, grounds })
+    }
+
     async fn decide_on(
         &self,
         caller: &Caller,
@@ -106,19 +145,37 @@ impl Clinical {
         as_record: bool,
         now: DateTime<Utc>,
     ) -> Result<Grounds, ClinicalError> {
+        self.decide_with_facts(caller, action, facts, now, |facts| {
+            if as_record {
+                Resource::Record(facts)
+            } else {
+                Resource::Patient(facts)
+            }
+        })
+        .await
+    }
+
+    /// The decision on a patient-scoped resource, with the patient's consents and the
+    /// caller's emergency grants read now from the inline tables: a revoked or expired
+    /// consent stops access on the very next request.
+    async fn decide_with_facts<'a>(
+        &self,
+        caller: &Caller,
+        action: Action,
+        facts: &'a PatientFacts,
+        now: DateTime<Utc>,
+        resource: impl FnOnce(&'a PatientFacts) -> Resource<'a>,
+    ) -> Result<Grounds, ClinicalError> {
         let emergency: Vec<EmergencyFacts> =
             inline::emergency_grants(self.pool(), facts.patient_id, caller.actor.user_id, now)
                 .await?;
+        let consents: Vec<ConsentFacts> =
+            carelog_store::consent::consent_facts(self.pool(), facts.patient_id).await?;
         let ctx = AccessContext {
             now,
-            consents: &[],
+            consents: &consents,
             emergency: &emergency,
         };
-        let resource = if as_record {
-            Resource::Record(facts)
-        } else {
-            Resource::Patient(facts)
-        };
-        verdict(decide(&caller.principal, action, resource, &ctx))
+        verdict(decide(&caller.principal, action, resource(facts), &ctx))
     }
 }

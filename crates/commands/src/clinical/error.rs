@@ -1,10 +1,13 @@
 //! Why a clinical command or query was refused.
 
 use carelog_domain::access::{Decision, DenyReason};
+use carelog_domain::consent::ConsentError;
+use carelog_domain::dsr::DsrError;
 use carelog_domain::field::FieldError;
 use carelog_domain::org::OrgError;
 use carelog_domain::patient::{EmergencyError, PatientError};
 use carelog_domain::record::RecordError;
+use carelog_domain::session_consent::SessionConsentError;
 use carelog_store::{AppendError, StoreError};
 
 use crate::load::LoadError;
@@ -102,7 +105,9 @@ impl From<OrgError> for ClinicalError {
         match e {
             OrgError::Invalid(f) => f.into(),
             OrgError::NotAnOrgRole => ClinicalError::invalid("role", e.to_string()),
-            OrgError::NotFound | OrgError::NotAMember => ClinicalError::NotFound,
+            OrgError::NotFound | OrgError::NotAMember | OrgError::NoLegalHold => {
+                ClinicalError::NotFound
+            }
             OrgError::AlreadyExists | OrgError::AlreadyMember | OrgError::LastAdmin => {
                 ClinicalError::Conflict(e.to_string())
             }
@@ -139,6 +144,42 @@ impl From<EmergencyError> for ClinicalError {
             EmergencyError::Invalid(f) => f.into(),
             // The configured duration is refused at start-up; here it is a bug.
             EmergencyError::Duration => ClinicalError::Conflict(e.to_string()),
+        }
+    }
+}
+
+impl From<ConsentError> for ClinicalError {
+    fn from(e: ConsentError) -> Self {
+        match e {
+            ConsentError::Invalid(f) => f.into(),
+            ConsentError::NotFound => ClinicalError::NotFound,
+            ConsentError::AlreadyExists | ConsentError::WrongState { .. } => {
+                ClinicalError::Conflict(e.to_string())
+            }
+        }
+    }
+}
+
+impl From<SessionConsentError> for ClinicalError {
+    fn from(e: SessionConsentError) -> Self {
+        match e {
+            SessionConsentError::Invalid(f) => f.into(),
+            SessionConsentError::NotFound => ClinicalError::NotFound,
+            SessionConsentError::AlreadyExists | SessionConsentError::Revoked => {
+                ClinicalError::Conflict(e.to_string())
+            }
+        }
+    }
+}
+
+impl From<DsrError> for ClinicalError {
+    fn from(e: DsrError) -> Self {
+        match e {
+            DsrError::Invalid(f) => f.into(),
+            DsrError::NotFound => ClinicalError::NotFound,
+            DsrError::AlreadyExists | DsrError::WrongState { .. } => {
+                ClinicalError::Conflict(e.to_string())
+            }
         }
     }
 }

@@ -1,5 +1,5 @@
 //! Clinical commands and queries: organisations and their members, patients, clinical
-//! records, emergency access.
+//! records, emergency access, GDPR data-subject requests (erasure, export) and legal holds.
 //!
 //! Every entry point takes a [`Caller`] (the actor with roles and memberships read from
 //! current state) and asks the access policy ([`carelog_domain::access::decide`]) before
@@ -11,7 +11,9 @@
 //! stream when it has not, so a client always reads its own writes.
 
 mod access;
+mod consent;
 mod error;
+mod gdpr;
 mod org;
 mod patient;
 mod record;
@@ -24,9 +26,12 @@ use carelog_domain::access::Principal;
 use carelog_store::EventStore;
 use sqlx::PgPool;
 
+pub use consent::ConsentDecision;
 pub use error::ClinicalError;
 pub use patient::NewPatient;
 pub use record::RecordPatch;
+pub use views::{ConsentView, SessionConsentView};
+pub use views::{DsrView, LegalHoldView};
 pub use views::{
     GrantView, HistoryEntry, MemberView, OrgView, PatientHistory, PatientView, RecordHistory,
     RecordVersionView, RecordView,

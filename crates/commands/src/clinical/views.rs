@@ -155,3 +155,102 @@ pub struct RecordHistory {
     /// An auditor's view: no content.
     pub audit_only: bool,
 }
+
+/// A consent as its listings show it: ids, terms and state, no PHI.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConsentView {
+    /// The consent.
+    pub consent_id: carelog_domain::ConsentId,
+    /// The patient who consents.
+    pub patient_id: PatientId,
+    /// To whom.
+    pub grantee: carelog_domain::access::Grantee,
+    /// What it covers.
+    pub scope: carelog_domain::access::ConsentScope,
+    /// What for.
+    pub purpose: carelog_domain::consent::Purpose,
+    /// Its state now (`expired`: active, but `expires_at` has passed).
+    pub status: carelog_domain::consent::EffectiveConsentStatus,
+    /// When it lapses by itself.
+    pub expires_at: Option<DateTime<Utc>>,
+    /// The doctor who asked for it (a request), `None` for a grant by the patient.
+    pub requested_by: Option<UserId>,
+    /// Granted or requested at.
+    pub created_at: DateTime<Utc>,
+    /// State last changed at.
+    pub updated_at: DateTime<Utc>,
+    /// The stream version.
+    pub version: StreamVersion,
+    /// The position of its last event.
+    pub position: Position,
+}
+
+/// A consent to record a clinical session, or to AI transcription.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionConsentView {
+    /// The session consent.
+    pub consent_id: carelog_domain::SessionConsentId,
+    /// The patient who consents.
+    pub patient_id: PatientId,
+    /// Recording or AI transcription.
+    pub kind: carelog_domain::session_consent::SessionConsentKind,
+    /// Limited to sessions of this organisation, if given.
+    pub org_id: Option<OrgId>,
+    /// Limited to sessions with this clinician, if given.
+    pub user_id: Option<UserId>,
+    /// Its state now.
+    pub status: carelog_domain::session_consent::SessionConsentStatus,
+    /// When it lapses by itself.
+    pub expires_at: Option<DateTime<Utc>>,
+    /// Granted at.
+    pub created_at: DateTime<Utc>,
+    /// State last changed at.
+    pub updated_at: DateTime<Utc>,
+    /// The stream version.
+    pub version: StreamVersion,
+    /// The position of its last event.
+    pub position: Position,
+}
+
+/// A data-subject request (GDPR), as its inline row holds it: ids, status and times,
+/// no reason (reasons live only in the sealed events).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DsrView {
+    /// The request.
+    pub dsr_id: carelog_domain::DsrId,
+    /// Whose data.
+    pub patient_id: PatientId,
+    /// `erasure` or `export`.
+    pub kind: &'static str,
+    /// `pending`, `approved`, `completed` or `rejected`.
+    pub status: carelog_domain::dsr::DsrStatus,
+    /// Who asked.
+    pub requested_by: UserId,
+    /// When.
+    pub requested_at: DateTime<Utc>,
+    /// Who approved or rejected it.
+    pub decided_by: Option<UserId>,
+    /// When.
+    pub decided_at: Option<DateTime<Utc>>,
+    /// When it was carried out.
+    pub completed_at: Option<DateTime<Utc>>,
+    /// The request stream's version (`ETag`).
+    pub version: StreamVersion,
+    /// The position of its last event.
+    pub position: Position,
+}
+
+/// A legal-retention hold on an organisation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LegalHoldView {
+    /// The organisation.
+    pub org_id: OrgId,
+    /// The administrator's case reference.
+    pub reason: String,
+    /// Who placed it.
+    pub placed_by: UserId,
+    /// When.
+    pub placed_at: DateTime<Utc>,
+    /// The organisation stream's version after it.
+    pub version: StreamVersion,
+}

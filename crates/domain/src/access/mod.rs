@@ -252,11 +252,14 @@ pub enum Action {
     Export,
     /// `POST /api/dsr/:id/approve`, `POST /api/dsr/:id/reject`.
     DecideErasure,
+    /// `PUT /api/organizations/:id/legal-hold`, `DELETE /api/organizations/:id/legal-hold`:
+    /// placing or lifting a legal-retention hold (SUPER:ADMIN, APP:ADMIN).
+    ManageLegalHold,
 }
 
 impl Action {
     /// Every action.
-    pub const ALL: [Action; 28] = [
+    pub const ALL: [Action; 29] = [
         Action::CreateOrg,
         Action::ReadOrg,
         Action::AddMember,
@@ -285,6 +288,7 @@ impl Action {
         Action::ReadDsr,
         Action::Export,
         Action::DecideErasure,
+        Action::ManageLegalHold,
     ];
 }
 

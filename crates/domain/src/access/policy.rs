@@ -35,7 +35,7 @@ pub fn route_allows(principal: &Principal, action: Action) -> bool {
         Action::EmergencyAccess => may_break_glass(principal).is_some(),
         Action::CreateRecord | Action::AmendRecord | Action::VoidRecord => is_doctor(principal),
         Action::RequestConsent => is_doctor(principal),
-        Action::DecideErasure => is_platform_admin(principal),
+        Action::DecideErasure | Action::ManageLegalHold => is_platform_admin(principal),
         // Acting on one's own chart needs no role (a doctor may be a patient too).
         Action::GrantConsent
         | Action::DecideConsent
@@ -64,8 +64,8 @@ pub fn route_allows(principal: &Principal, action: Action) -> bool {
 /// The decision on `principal` doing `action` to `resource` in `ctx`.
 ///
 /// Each action expects one kind of resource (`CreateOrg`: [`Resource::Platform`];
-/// organisation routes, `CreatePatient`, `ListPatients`, `ListOrgConsents`:
-/// [`Resource::Org`]; `ReadPatient`, `UpdatePatient`, `ReadPatientHistory`,
+/// organisation routes, `CreatePatient`, `ListPatients`, `ListOrgConsents`,
+/// `ManageLegalHold`: [`Resource::Org`]; `ReadPatient`, `UpdatePatient`, `ReadPatientHistory`,
 /// `EmergencyAccess`, `GrantConsent`, `RequestConsent`, the session consent, erasure,
 /// DSR and export routes: [`Resource::Patient`]; record routes: [`Resource::Record`];
 /// `DecideConsent`, `RevokeConsent`: [`Resource::Consent`]; `ListOwnConsents`:
@@ -84,7 +84,9 @@ pub fn route_allows(principal: &Principal, action: Action) -> bool {
 ///   doctors holding an active consent on the patient;
 /// - request an erasure, export: the patient, the ORG:ADMIN of the patient's
 ///   organisation on their behalf; read DSRs: the same and platform admins;
-/// - approve or reject an erasure: SUPER:ADMIN, APP:ADMIN.
+/// - approve or reject an erasure: SUPER:ADMIN, APP:ADMIN;
+/// - place or lift an organisation's legal hold: SUPER:ADMIN, APP:ADMIN (its members
+///   are refused by role, others may not know the organisation exists).
 pub fn decide(
     principal: &Principal,
     action: Action,
@@ -102,6 +104,7 @@ pub fn decide(
         }
         (Action::ListOwnConsents, Resource::Own) => Decision::Allow(Grounds::Own),
         (Action::ListOrgConsents, Resource::Org(org)) => org_consents(principal, org),
+        (Action::ManageLegalHold, Resource::Org(org)) => manage_legal_hold(principal, org),
         (Action::ReadDsr | Action::DecideErasure, Resource::Patient(patient)) => {
             // Answered after the erasure too (see the module's documentation).
             on_patient(&Facts::gather(principal, patient, ctx), action)
@@ -259,6 +262,18 @@ fn org_consents(principal: &Principal, org: OrgId) -> Decision {
     }
 }
 
+/// Legal holds: platform admins only. The organisation's members know it exists (403);
+/// anyone else learns nothing (404).
+fn manage_legal_hold(principal: &Principal, org: OrgId) -> Decision {
+    if is_platform_admin(principal) {
+        Decision::Allow(Grounds::Platform)
+    } else if org_role(principal, org).is_some() {
+        Decision::Deny(DenyReason::Role)
+    } else {
+        Decision::NotFound
+    }
+}
+
 // ---- patient and record routes ------------------------------------------------------
 
 /// What the caller has to do with one patient, gathered once.
@@ -389,7 +404,8 @@ fn on_patient(f: &Facts, action: Action) -> Decision {
         | Action::DecideConsent
         | Action::RevokeConsent
         | Action::ListOwnConsents
-        | Action::ListOrgConsents => Decision::NotFound,
+        | Action::ListOrgConsents
+        | Action::ManageLegalHold => Decision::NotFound,
     }
 }
 

@@ -149,7 +149,7 @@ fn resource_for(action: Action, p: &PatientFacts) -> Resource<'_> {
     match action {
         CreateOrg => Resource::Platform,
         ReadOrg | AddMember | ListMembers | RemoveMember | CreatePatient | ListPatients
-        | ListOrgConsents => Resource::Org(ORG_A),
+        | ListOrgConsents | ManageLegalHold => Resource::Org(ORG_A),
         ReadPatient | UpdatePatient | ReadPatientHistory | EmergencyAccess | GrantConsent
         | RequestConsent | ManageSessionConsent | ReadSessionConsents | RequestErasure
         | ReadDsr | Export | DecideErasure => Resource::Patient(p),
@@ -164,7 +164,7 @@ fn resource_for(action: Action, p: &PatientFacts) -> Resource<'_> {
     }
 }
 
-const ALL_ACTIONS: [Action; 28] = Action::ALL;
+const ALL_ACTIONS: [Action; 29] = Action::ALL;
 
 #[rustfmt::skip]
 const TABLE: &[(Who, Action, Decision)] = &[
@@ -646,6 +646,25 @@ const TABLE: &[(Who, Action, Decision)] = &[
         (EmergencyExpired, ReadDsr,              NOT_FOUND),
         (EmergencyExpired, Export,               NOT_FOUND),
         (EmergencyExpired, DecideErasure,        NOT_FOUND),
+        // Legal holds on organisation A: platform admins; A's members are refused by
+        // role, everyone else may not know A exists.
+        (SuperAdmin,       ManageLegalHold,      PLATFORM),
+        (AppAdmin,         ManageLegalHold,      PLATFORM),
+        (AppAuditor,       ManageLegalHold,      NOT_FOUND),
+        (OrgAdmin,         ManageLegalHold,      DENY_ROLE),
+        (OrgDoctor,        ManageLegalHold,      DENY_ROLE),
+        (OrgStaff,         ManageLegalHold,      DENY_ROLE),
+        (OrgAuditor,       ManageLegalHold,      DENY_ROLE),
+        (OtherOrgAdmin,    ManageLegalHold,      NOT_FOUND),
+        (OtherOrgDoctor,   ManageLegalHold,      NOT_FOUND),
+        (OtherOrgStaff,    ManageLegalHold,      NOT_FOUND),
+        (OtherOrgAuditor,  ManageLegalHold,      NOT_FOUND),
+        (BaseDoctor,       ManageLegalHold,      NOT_FOUND),
+        (ConsentedDoctor,  ManageLegalHold,      NOT_FOUND),
+        (PatientOwn,       ManageLegalHold,      NOT_FOUND),
+        (PatientOther,     ManageLegalHold,      NOT_FOUND),
+        (EmergencyActive,  ManageLegalHold,      NOT_FOUND),
+        (EmergencyExpired, ManageLegalHold,      NOT_FOUND),
 ];
 
 #[test]
@@ -1160,6 +1179,11 @@ fn the_gateway_checks_roles_only() {
         (AppAuditor, DecideErasure, false),
         (OrgAdmin, DecideErasure, false),
         (PatientOwn, DecideErasure, false),
+        (SuperAdmin, ManageLegalHold, true),
+        (AppAdmin, ManageLegalHold, true),
+        (AppAuditor, ManageLegalHold, false),
+        (OrgAdmin, ManageLegalHold, false),
+        (BaseDoctor, ManageLegalHold, false),
         (PatientOwn, GrantConsent, true),
         (BaseDoctor, DecideConsent, true),
         (PatientOther, RevokeConsent, true),

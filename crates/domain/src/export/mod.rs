@@ -12,7 +12,10 @@
 //! never rename them.
 //!
 //! Every type here holds PHI (or sits next to it), so none implements `Debug`.
+//!
+//! Each export is audited by an [`ExportEvent`] on a stream of its own.
 
+mod audit;
 mod fhir;
 #[cfg(test)]
 mod tests;
@@ -26,6 +29,7 @@ use crate::ids::{OrgId, PatientId, RecordId, StreamVersion, UserId};
 use crate::patient::Demographics;
 use crate::record::{RecordContent, RecordKind};
 
+pub use audit::{ExportEvent, ExportFormat, EXPORT_EVENTS};
 pub use fhir::{
     to_fhir, CARELOG_NATIONAL_ID_SYSTEM, CARELOG_RECORD_DATA_EXTENSION, CARELOG_RECORD_KIND_SYSTEM,
     CARELOG_SESSION_CONSENT_KIND_SYSTEM,

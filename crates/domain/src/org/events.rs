@@ -41,14 +41,25 @@ pub enum OrgEvent {
         /// The former member.
         user_id: UserId,
     },
+    /// A platform administrator placed a legal-retention hold on the organisation's
+    /// records (or replaced its reason): erasures of its patients cannot be approved
+    /// while it is in place.
+    LegalHoldPlaced {
+        /// The administrator's case reference (not patient data).
+        reason: String,
+    },
+    /// The legal hold was lifted.
+    LegalHoldLifted {},
 }
 
 /// Every organisation event type.
-pub const KNOWN: [&str; 4] = [
+pub const KNOWN: [&str; 6] = [
     "OrganizationCreated",
     "MemberAdded",
     "MemberRoleChanged",
     "MemberRemoved",
+    "LegalHoldPlaced",
+    "LegalHoldLifted",
 ];
 
 impl std::fmt::Debug for OrgEvent {
@@ -96,6 +107,10 @@ mod tests {
                 role: Role::OrgAuditor,
             },
             OrgEvent::MemberRemoved { user_id },
+            OrgEvent::LegalHoldPlaced {
+                reason: "case 2025-17".into(),
+            },
+            OrgEvent::LegalHoldLifted {},
         ]
     }
 

@@ -1,4 +1,4 @@
-//! Validation of what an organisation is given: its name.
+//! Validation of what an organisation is given: its name, a legal hold's reason.
 
 use crate::field::{text, FieldError, Lines};
 
@@ -7,6 +7,19 @@ const NAME: FieldError = FieldError::new(
     "name",
     "must be 1 to 200 characters without control characters",
 );
+
+/// Why a legal hold's reason is refused.
+const HOLD_REASON: FieldError =
+    FieldError::new("reason", "is required: 1 to 500 characters on one line");
+
+/// The longest legal hold reason kept, in characters (`legal_holds.reason`).
+pub const MAX_HOLD_REASON_CHARS: usize = 500;
+
+/// A legal hold's reason (an administrator's case reference, not patient data), trimmed:
+/// 1 to [`MAX_HOLD_REASON_CHARS`] characters, no control characters.
+pub fn validate_hold_reason(reason: &str) -> Result<String, FieldError> {
+    text(reason, 1, MAX_HOLD_REASON_CHARS, Lines::Single, HOLD_REASON)
+}
 
 /// An organisation's display name, trimmed: 1 to 200 characters, no control characters.
 pub fn validate_org_name(name: &str) -> Result<String, FieldError> {

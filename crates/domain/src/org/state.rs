@@ -9,7 +9,7 @@ use crate::ids::{OrgId, StreamVersion, UserId};
 use crate::roles::Role;
 
 use super::events::OrgEvent;
-use super::input::validate_org_name;
+use super::input::{validate_hold_reason, validate_org_name};
 
 /// Why an organisation command was refused. Messages carry no name and no PHI.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -35,6 +35,9 @@ pub enum OrgError {
     /// The change would leave the organisation without an ORG:ADMIN (409).
     #[error("an organisation keeps at least one ORG:ADMIN")]
     LastAdmin,
+    /// There is no legal hold to lift (404).
+    #[error("the organisation has no legal hold")]
+    NoLegalHold,
 }
 
 /// The state of one organisation.
@@ -48,6 +51,8 @@ pub struct Organization {
     pub name: Option<String>,
     /// Members and their org role.
     pub members: BTreeMap<UserId, Role>,
+    /// The reason of the legal hold in place, if any (none by default).
+    pub legal_hold: Option<String>,
 }
 
 impl Organization {
@@ -58,6 +63,7 @@ impl Organization {
             version: StreamVersion::EMPTY,
             name: None,
             members: BTreeMap::new(),
+            legal_hold: None,
         }
     }
 
@@ -92,6 +98,8 @@ impl Organization {
             OrgEvent::MemberRemoved { user_id } => {
                 self.members.remove(user_id);
             }
+            OrgEvent::LegalHoldPlaced { reason } => self.legal_hold = Some(reason.clone()),
+            OrgEvent::LegalHoldLifted {} => self.legal_hold = None,
         }
     }
 
@@ -147,6 +155,26 @@ impl Organization {
             return Err(OrgError::LastAdmin);
         }
         Ok(vec![OrgEvent::MemberRemoved { user_id: user }])
+    }
+
+    /// Places a legal hold with `reason` (a case reference, 1 to 500 characters on one
+    /// line), or replaces the reason of the hold in place; nothing if it is the same.
+    pub fn place_legal_hold(&self, reason: &str) -> Result<Vec<OrgEvent>, OrgError> {
+        self.check_exists()?;
+        let reason = validate_hold_reason(reason)?;
+        if self.legal_hold.as_deref() == Some(reason.as_str()) {
+            return Ok(vec![]);
+        }
+        Ok(vec![OrgEvent::LegalHoldPlaced { reason }])
+    }
+
+    /// Lifts the legal hold in place.
+    pub fn lift_legal_hold(&self) -> Result<Vec<OrgEvent>, OrgError> {
+        self.check_exists()?;
+        if self.legal_hold.is_none() {
+            return Err(OrgError::NoLegalHold);
+        }
+        Ok(vec![OrgEvent::LegalHoldLifted {}])
     }
 
     fn check_exists(&self) -> Result<(), OrgError> {
@@ -329,6 +357,28 @@ mod tests {
             org.remove_member(user(9)).unwrap_err(),
             OrgError::NotAMember
         );
+    }
+
+    #[test]
+    fn given_an_org_when_a_legal_hold_is_placed_replaced_and_lifted_then_it_follows() {
+        let org = given_an_org_created_by_the_creator();
+        assert_eq!(org.legal_hold, None, "none by default");
+        assert_eq!(org.lift_legal_hold().unwrap_err(), OrgError::NoLegalHold);
+        let org = after(org.clone(), org.place_legal_hold(" case 17 ").unwrap());
+        assert_eq!(org.legal_hold.as_deref(), Some("case 17"));
+        assert!(org.place_legal_hold("case 17").unwrap().is_empty());
+        let org = after(org.clone(), org.place_legal_hold("case 18").unwrap());
+        assert_eq!(org.legal_hold.as_deref(), Some("case 18"));
+        let org = after(org.clone(), org.lift_legal_hold().unwrap());
+        assert_eq!(org.legal_hold, None);
+        for bad in ["", "  ", "a\nb", &"x".repeat(501)] {
+            assert!(matches!(
+                org.place_legal_hold(bad).unwrap_err(),
+                OrgError::Invalid(f) if f.field == "reason"
+            ));
+        }
+        let none = Organization::new(OrgId(Uuid::nil()));
+        assert_eq!(none.place_legal_hold("x").unwrap_err(), OrgError::NotFound);
     }
 
     #[test]
