@@ -1027,3 +1027,29 @@ async fn a_member_who_may_not_add_members_cannot_probe_which_emails_have_account
     }
     assert_eq!(app.log_len().await, before, "a refusal changes nothing");
 }
+
+/// Registering a patient creates the patient's data key inside the command's
+/// transaction: 50 registrations at once on a 12-connection pool must all succeed (a key
+/// fetched on a second pooled connection while the transaction holds one would exhaust
+/// the pool and answer 500).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fifty_concurrent_registrations_all_succeed_on_a_small_pool() {
+    let app = TestApp::spawn().await;
+    let clinic = app.clinic("Busy Clinic").await;
+    let answers = futures::future::join_all((0..50).map(|i| {
+        app.post_patient(
+            clinic.id,
+            clinic.staff.token(),
+            patient_body("Pat", &format!("Busy{i}")),
+        )
+    }))
+    .await;
+    let statuses: Vec<u16> = answers.iter().map(|r| r.status).collect();
+    assert!(statuses.iter().all(|s| *s == 201), "{statuses:?}");
+    let keys: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM subject_keys WHERE subject_id LIKE 'patient-%'")
+            .fetch_one(&app.db.pool)
+            .await
+            .unwrap();
+    assert_eq!(keys, 50, "one data key per patient");
+}

@@ -7,7 +7,10 @@
 
 mod support;
 
+mod access_events;
 mod admin;
+mod audit_api;
+mod audit_verify;
 mod auth;
 mod auth_guard;
 mod auth_tokens;

@@ -50,6 +50,7 @@
 //! ```
 
 pub mod admin;
+pub mod audit;
 pub mod auth;
 pub mod clinical;
 pub mod envelope;

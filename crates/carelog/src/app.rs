@@ -111,11 +111,19 @@ impl Services {
             login_throttle: Arc::new(LoginThrottle::default()),
             metrics: Arc::clone(&self.metrics),
         };
+        // Signed checkpoints every CARELOG_CHECKPOINT_EVERY events (crate::checkpointer).
+        crate::checkpointer::spawn(
+            self.pool.clone(),
+            self.store.vault().keys().clone(),
+            crate::checkpointer::every_from_env()?,
+        );
         Ok(carelog_api::server::router(
             state,
             carelog_api::auth::routes()
                 .merge(carelog_api::admin::routes())
-                .merge(carelog_api::clinical::routes()),
+                .merge(carelog_api::clinical::routes())
+                .merge(carelog_api::audit::verify::routes())
+                .merge(carelog_api::audit::routes()),
         ))
     }
 }

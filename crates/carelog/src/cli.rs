@@ -67,6 +67,21 @@ pub enum Command {
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
+        /// Check the checkpoints' signatures with this public key (PASERK `k4.public.…`, from
+        /// `carelog checkpoint --public-key` or `GET /api/audit/checkpoints/key`) instead of
+        /// the key derived with CARELOG_MASTER_KEY.
+        #[arg(long)]
+        public_key: Option<String>,
+    },
+    /// Take a signed checkpoint of the whole log now (DATABASE_URL, CARELOG_MASTER_KEY);
+    /// `serve` also takes one every CARELOG_CHECKPOINT_EVERY events (default 10000).
+    Checkpoint {
+        /// Print the checkpoint public key (PASERK k4.public and its id) instead.
+        #[arg(long)]
+        public_key: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Rebuild a read model (or all) from the event log, swapping it in atomically;
     /// queries keep working meanwhile.

@@ -2,4 +2,5 @@
 //! application exactly as `carelog serve` does.
 
 pub mod app;
+pub mod checkpointer;
 pub mod seed;

@@ -46,11 +46,14 @@ pub enum StreamType {
     /// One session consent of a patient (to record a clinical session, to AI
     /// transcription).
     SessionConsent,
+    /// One access event (a read of PHI, or a denied attempt): each is the single event
+    /// of its own stream, so concurrent readers never conflict on a version.
+    Access,
 }
 
 impl StreamType {
     /// Every stream type, in a stable order.
-    pub const ALL: [StreamType; 10] = [
+    pub const ALL: [StreamType; 11] = [
         StreamType::Patient,
         StreamType::Record,
         StreamType::User,
@@ -61,6 +64,7 @@ impl StreamType {
         StreamType::Session,
         StreamType::Emergency,
         StreamType::SessionConsent,
+        StreamType::Access,
     ];
 
     /// The prefix used in stream ids, subjects and NATS subjects.
@@ -77,6 +81,7 @@ impl StreamType {
             StreamType::Emergency => "emergency",
             // A NATS subject token: `[a-z0-9_]`, no `-` (the stream id separator).
             StreamType::SessionConsent => "session_consent",
+            StreamType::Access => "access",
         }
     }
 }
@@ -270,6 +275,10 @@ uuid_newtype!(
     /// One data-subject request (GDPR erasure).
     DsrId
 );
+uuid_newtype!(
+    /// One access event (its own stream, `access-<uuid>`).
+    AccessId
+);
 
 impl OrgId {
     /// The organisation's stream, `org-<uuid>`.
@@ -330,6 +339,14 @@ impl DsrId {
     /// The data-subject request's stream, `dsr-<uuid>`.
     pub fn stream(self) -> StreamId {
         StreamId::new(StreamType::Dsr, self.0)
+    }
+}
+
+impl AccessId {
+    /// The access event's stream, `access-<uuid>` (sealed under the `system` subject: it
+    /// carries no PHI).
+    pub fn stream(self) -> StreamId {
+        StreamId::new(StreamType::Access, self.0)
     }
 }
 
@@ -492,6 +509,10 @@ mod tests {
             .to_string()
             .starts_with("consent-"));
         assert!(DsrId::new_v7().stream().to_string().starts_with("dsr-"));
+        assert!(AccessId::new_v7()
+            .stream()
+            .to_string()
+            .starts_with("access-"));
     }
 
     #[test]

@@ -23,6 +23,8 @@
 //! sealing, appending and answering HTTP belong to the adapters.
 
 pub mod access;
+pub mod audit;
+pub mod audit_client;
 pub mod consent;
 pub mod dsr;
 pub mod event;

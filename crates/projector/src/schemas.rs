@@ -6,10 +6,14 @@
 use carelog_store::StoreError;
 use sqlx::PgPool;
 
-use crate::{clinical_records, patients};
+use crate::{audit_feed, clinical_records, patients};
 
 /// The `projections/<name>.sql` of every read model created here, in order.
-pub const SCHEMAS: [&str; 2] = [patients::SCHEMA, clinical_records::SCHEMA];
+pub const SCHEMAS: [&str; 3] = [
+    audit_feed::SCHEMA,
+    patients::SCHEMA,
+    clinical_records::SCHEMA,
+];
 
 /// Creates every read model's tables and indexes that do not exist yet (after the
 /// migrations). Safe to run concurrently and repeatedly.

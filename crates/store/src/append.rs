@@ -188,7 +188,7 @@ impl EventStore {
     /// Appends `req` atomically, or nothing of it, in a transaction shared with the
     /// other appends waiting at the same moment (group commit).
     pub async fn append(&self, req: AppendRequest) -> Result<Appended, AppendError> {
-        let pending = self.prepare(req).await?;
+        let pending = self.prepare(req, None).await?;
         let (reply, answer) = oneshot::channel();
         self.jobs
             .send(Job { pending, reply })
@@ -206,7 +206,7 @@ impl EventStore {
         tx: &mut PgConnection,
         req: AppendRequest,
     ) -> Result<Appended, AppendError> {
-        let pending = self.prepare(req).await?;
+        let pending = self.prepare(req, Some(&mut *tx)).await?;
         let mut results = write_pending(tx, &[&pending], true).await?;
         let result = results.pop().expect("one result per append");
         self.appended
@@ -215,8 +215,13 @@ impl EventStore {
     }
 
     /// Checks the size, resolves each subject's key (created on first use; a destroyed
-    /// one refuses the append) and serialises each payload.
-    async fn prepare(&self, req: AppendRequest) -> Result<Pending, AppendError> {
+    /// one refuses the append) and serialises each payload. Inside a caller's transaction
+    /// (`conn`), the keys are resolved on its connection, never on a second one.
+    async fn prepare(
+        &self,
+        req: AppendRequest,
+        mut conn: Option<&mut PgConnection>,
+    ) -> Result<Pending, AppendError> {
         let n = req.events.len();
         if n == 0 || n > MAX_EVENTS_PER_APPEND {
             return Err(AppendError::BadSize {
@@ -228,7 +233,11 @@ impl EventStore {
         let mut events = Vec::with_capacity(n);
         for ev in req.events {
             if !keys.contains_key(&ev.subject) {
-                match self.vault.keys().for_write(&ev.subject).await? {
+                let key = match conn.as_deref_mut() {
+                    Some(conn) => self.vault.keys().for_write_in(conn, &ev.subject).await?,
+                    None => self.vault.keys().for_write(&ev.subject).await?,
+                };
+                match key {
                     SubjectKey::Live(id, dek) => keys.insert(ev.subject.clone(), (id, dek)),
                     SubjectKey::Destroyed(_) => return Err(AppendError::Erased(ev.subject)),
                 };

@@ -93,6 +93,49 @@ impl KeyStore {
         self.create(subject).await
     }
 
+    /// [`Self::for_write`] on the caller's connection, for an append inside the caller's
+    /// transaction (`EventStore::append_in_tx`): taking a second pooled connection while
+    /// the transaction holds one would let concurrent commands exhaust the pool and wait
+    /// on each other until it times out. What it loads or creates here is not cached: the
+    /// transaction may still roll back, and a cached key whose row never committed would
+    /// seal events nobody can open.
+    pub async fn for_write_in(
+        &self,
+        conn: &mut PgConnection,
+        subject: &SubjectId,
+    ) -> Result<SubjectKey, StoreError> {
+        if let Some(key) = self.cached(subject) {
+            return Ok(key);
+        }
+        if let Some(row) = sqlx::query(include_str!("../sql/key_get.sql"))
+            .bind(subject.as_str())
+            .fetch_optional(&mut *conn)
+            .await?
+        {
+            return self.decode_row(subject, &row);
+        }
+        let (key_id, dek, wrapped, kek_id) = self.new_key(subject);
+        let inserted = sqlx::query(include_str!("../sql/key_insert.sql"))
+            .bind(subject.as_str())
+            .bind(key_id.0)
+            .bind(kek_id)
+            .bind(wrapped)
+            .fetch_optional(&mut *conn)
+            .await?;
+        if inserted.is_some() {
+            return Ok(SubjectKey::Live(key_id, dek));
+        }
+        // Another writer created it first (and committed: the insert waited for it).
+        let row = sqlx::query(include_str!("../sql/key_get.sql"))
+            .bind(subject.as_str())
+            .fetch_optional(&mut *conn)
+            .await?
+            .ok_or_else(|| {
+                StoreError::Refused("subject key vanished while being created".into())
+            })?;
+        self.decode_row(subject, &row)
+    }
+
     /// The key to open events of `subject`; `None` if the subject never had one.
     pub async fn for_read(&self, subject: &SubjectId) -> Result<Option<SubjectKey>, StoreError> {
         if let Some(key) = self.cached(subject) {
@@ -233,6 +276,17 @@ impl KeyStore {
         subject: &SubjectId,
         row: &sqlx::postgres::PgRow,
     ) -> Result<SubjectKey, StoreError> {
+        let key = self.decode_row(subject, row)?;
+        self.remember(subject, &key);
+        Ok(key)
+    }
+
+    /// Unwraps (or recognises as destroyed) a stored key row, without caching it.
+    fn decode_row(
+        &self,
+        subject: &SubjectId,
+        row: &sqlx::postgres::PgRow,
+    ) -> Result<SubjectKey, StoreError> {
         let key_id = KeyId(row.try_get::<Uuid, _>("key_id")?);
         let kek_id: Option<String> = row.try_get("kek_id")?;
         let wrapped: Option<Vec<u8>> = row.try_get("wrapped_key")?;
@@ -247,19 +301,25 @@ impl KeyStore {
             }
             _ => SubjectKey::Destroyed(key_id),
         };
-        self.remember(subject, &key);
         Ok(key)
     }
 
-    async fn create(&self, subject: &SubjectId) -> Result<SubjectKey, StoreError> {
+    /// A fresh data key for `subject`: its id, the key, the key wrapped by the primary
+    /// KEK, and that KEK's id.
+    fn new_key(&self, subject: &SubjectId) -> (KeyId, Dek, Vec<u8>, String) {
         let key_id = KeyId(Uuid::now_v7());
         let dek = Dek::generate();
         let kek = self.inner.keyring.primary();
         let wrapped = kek.wrap(&dek, &wrap_context(subject, key_id));
+        (key_id, dek, wrapped, kek.id().as_str().to_owned())
+    }
+
+    async fn create(&self, subject: &SubjectId) -> Result<SubjectKey, StoreError> {
+        let (key_id, dek, wrapped, kek_id) = self.new_key(subject);
         let inserted = sqlx::query(include_str!("../sql/key_insert.sql"))
             .bind(subject.as_str())
             .bind(key_id.0)
-            .bind(kek.id().as_str())
+            .bind(kek_id)
             .bind(wrapped)
             .fetch_optional(&self.inner.pool)
             .await?;

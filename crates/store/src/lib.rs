@@ -11,6 +11,7 @@
 //! - [`read`]: reading a stream, and reading the whole log after a cursor without ever
 //!   skipping a late committer.
 //! - [`verify`]: recomputing every stream's hash chain.
+//! - [`checkpoint`]: signed checkpoints of the whole log (digest of every stream's head).
 //! - [`relay`]: the NATS relay's lock (who is active) and checkpoint.
 //! - [`projector`]: projection checkpoints, the dead-letter queue, shipped read models.
 //! - [`clinical`]: the inline clinical state access decisions read (orgs, members,
@@ -23,6 +24,8 @@
 //! crate only persists what was decided. Its SQL lives in `sql/*.sql` and `migrations/`.
 
 pub mod append;
+pub mod audit;
+pub mod checkpoint;
 pub mod clinical;
 pub mod connect;
 pub mod consent;
@@ -46,4 +49,4 @@ pub use error::{AppendError, StoreError};
 pub use keys::KeyStore;
 pub use read::StoredEvent;
 pub use vault::{Opened, Vault};
-pub use verify::{verify_chain, VerifyFailure, VerifyReport};
+pub use verify::{verify_chain, verify_log, VerifyFailure, VerifyReport};

@@ -269,68 +269,117 @@ pub async fn read_event(
         .transpose()
 }
 
-/// Applies `event` to the `audit_feed` read model (`projections/audit_feed_apply.sql`):
-/// clear metadata only, idempotent.
-pub async fn audit_feed_apply(
-    tx: &mut PgConnection,
-    event: &StoredEvent,
-) -> Result<(), StoreError> {
-    let h = &event.header;
+/// One row of the `audit_feed` read model (`projections/audit_feed.sql`): the event's
+/// clear header plus what the projection derived (action, resource, outcome, ...). No PHI.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditFeedRow {
+    /// The event's global position.
+    pub position: i64,
+    /// The event id.
+    pub event_id: Uuid,
+    /// `<type>-<uuid>`.
+    pub stream_id: String,
+    /// The stream's type.
+    pub stream_type: &'static str,
+    /// The event type.
+    pub event_type: String,
+    /// Who.
+    pub actor_id: Option<Uuid>,
+    /// `X-Request-Id` or the CLI invocation id.
+    pub request_id: Option<String>,
+    /// When it was stored.
+    pub recorded_at: DateTime<Utc>,
+    /// The roles the actor acted with (names hold no comma).
+    pub roles: Vec<String>,
+    /// The organisation the actor acted within.
+    pub org_id: Option<Uuid>,
+    /// Client address.
+    pub ip: Option<String>,
+    /// Client user agent.
+    pub user_agent: Option<String>,
+    /// create, read, update, login, ...
+    pub action: String,
+    /// patient, clinical_record, user, ...
+    pub resource_type: String,
+    /// The resource's id.
+    pub resource_id: Option<String>,
+    /// success, denied or failure.
+    pub outcome: String,
+    /// The endpoint or CLI command.
+    pub endpoint: Option<String>,
+    /// The service that recorded it (api, cli, client, ...).
+    pub service: Option<String>,
+    /// Under emergency ("break-glass") access.
+    pub emergency: bool,
+}
+
+/// Applies one row to the `audit_feed` read model (`projections/audit_feed_apply.sql`):
+/// idempotent.
+pub async fn audit_feed_apply(tx: &mut PgConnection, row: &AuditFeedRow) -> Result<(), StoreError> {
     sqlx::query(include_str!("../../../projections/audit_feed_apply.sql"))
-        .bind(event.position.0)
-        .bind(h.event_id.0)
-        .bind(h.stream_id.to_string())
-        .bind(h.stream_id.stream_type().as_str())
-        .bind(h.event_type.as_str())
-        .bind(h.metadata.actor_id)
-        .bind(h.metadata.request_id.as_deref())
-        .bind(h.recorded_at)
+        .bind(row.position)
+        .bind(row.event_id)
+        .bind(&row.stream_id)
+        .bind(row.stream_type)
+        .bind(&row.event_type)
+        .bind(row.actor_id)
+        .bind(row.request_id.as_deref())
+        .bind(row.recorded_at)
+        .bind(&row.roles)
+        .bind(row.org_id)
+        .bind(row.ip.as_deref())
+        .bind(row.user_agent.as_deref())
+        .bind(&row.action)
+        .bind(&row.resource_type)
+        .bind(row.resource_id.as_deref())
+        .bind(&row.outcome)
+        .bind(row.endpoint.as_deref())
+        .bind(row.service.as_deref())
+        .bind(row.emergency)
         .execute(tx)
         .await?;
     Ok(())
 }
 
-/// Applies `events` to the `audit_feed` read model in ONE statement
-/// (`projections/audit_feed_apply_batch.sql`): the same rows as [`audit_feed_apply`] for
-/// each event, idempotent. Nothing to do for an empty batch.
+/// Applies `rows` to the `audit_feed` read model in ONE statement
+/// (`projections/audit_feed_apply_batch.sql`): the same rows as [`audit_feed_apply`],
+/// idempotent. Nothing to do for an empty batch.
 pub async fn audit_feed_apply_batch(
     tx: &mut PgConnection,
-    events: &[&StoredEvent],
+    rows: &[AuditFeedRow],
 ) -> Result<(), StoreError> {
-    if events.is_empty() {
+    if rows.is_empty() {
         return Ok(());
     }
-    let n = events.len();
-    let mut position = Vec::with_capacity(n);
-    let mut event_id = Vec::with_capacity(n);
-    let mut stream_id = Vec::with_capacity(n);
-    let mut stream_type = Vec::with_capacity(n);
-    let mut event_type = Vec::with_capacity(n);
-    let mut actor_id = Vec::with_capacity(n);
-    let mut request_id = Vec::with_capacity(n);
-    let mut recorded_at = Vec::with_capacity(n);
-    for event in events {
-        let h = &event.header;
-        position.push(event.position.0);
-        event_id.push(h.event_id.0);
-        stream_id.push(h.stream_id.to_string());
-        stream_type.push(h.stream_id.stream_type().as_str());
-        event_type.push(h.event_type.as_str());
-        actor_id.push(h.metadata.actor_id);
-        request_id.push(h.metadata.request_id.as_deref());
-        recorded_at.push(h.recorded_at);
+    fn text<'a>(
+        rows: &'a [AuditFeedRow],
+        f: impl Fn(&'a AuditFeedRow) -> Option<&'a str>,
+    ) -> Vec<Option<&'a str>> {
+        rows.iter().map(f).collect()
     }
+    let col = |f: fn(&AuditFeedRow) -> Option<&str>| text(rows, f);
     sqlx::query(include_str!(
         "../../../projections/audit_feed_apply_batch.sql"
     ))
-    .bind(position)
-    .bind(event_id)
-    .bind(stream_id)
-    .bind(stream_type)
-    .bind(event_type)
-    .bind(actor_id)
-    .bind(request_id)
-    .bind(recorded_at)
+    .bind(rows.iter().map(|r| r.position).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.event_id).collect::<Vec<_>>())
+    .bind(col(|r| Some(r.stream_id.as_str())))
+    .bind(col(|r| Some(r.stream_type)))
+    .bind(col(|r| Some(r.event_type.as_str())))
+    .bind(rows.iter().map(|r| r.actor_id).collect::<Vec<_>>())
+    .bind(col(|r| r.request_id.as_deref()))
+    .bind(rows.iter().map(|r| r.recorded_at).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.roles.join(",")).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.org_id).collect::<Vec<_>>())
+    .bind(col(|r| r.ip.as_deref()))
+    .bind(col(|r| r.user_agent.as_deref()))
+    .bind(col(|r| Some(r.action.as_str())))
+    .bind(col(|r| Some(r.resource_type.as_str())))
+    .bind(col(|r| r.resource_id.as_deref()))
+    .bind(col(|r| Some(r.outcome.as_str())))
+    .bind(col(|r| r.endpoint.as_deref()))
+    .bind(col(|r| r.service.as_deref()))
+    .bind(rows.iter().map(|r| r.emergency).collect::<Vec<_>>())
     .execute(tx)
     .await?;
     Ok(())
@@ -420,18 +469,18 @@ pub async fn rebuild_search_path(tx: &mut PgConnection) -> Result<(), StoreError
     Ok(())
 }
 
-/// Appends `events` to the `audit_feed` read model in ONE `COPY … FROM STDIN` in binary
-/// format (`projections/audit_feed_copy.sql`): the same rows as [`audit_feed_apply`] for
-/// each event, for a rebuild's batches. Not idempotent: a row already there fails the
-/// whole batch (a rebuild never applies an event twice). Nothing to do for an empty batch.
+/// Appends `rows` to the `audit_feed` read model in ONE `COPY … FROM STDIN` in binary
+/// format (`projections/audit_feed_copy.sql`): the same rows as [`audit_feed_apply`], for
+/// a rebuild's batches. Not idempotent: a row already there fails the whole batch (a
+/// rebuild never applies an event twice). Nothing to do for an empty batch.
 pub async fn audit_feed_copy(
     tx: &mut PgConnection,
-    events: &[&StoredEvent],
+    rows: &[AuditFeedRow],
 ) -> Result<(), StoreError> {
-    if events.is_empty() {
+    if rows.is_empty() {
         return Ok(());
     }
-    let data = audit_feed_copy_data(events);
+    let data = audit_feed_copy_data(rows);
     let mut copy = tx
         .copy_in_raw(include_str!("../../../projections/audit_feed_copy.sql"))
         .await?;
@@ -443,13 +492,13 @@ pub async fn audit_feed_copy(
     Ok(())
 }
 
-/// The binary `COPY` stream of `audit_feed` rows for `events`: signature, flags and
-/// header extension, then per row its 8 fields (length-prefixed, -1 for NULL), then the
-/// trailer.
-fn audit_feed_copy_data(events: &[&StoredEvent]) -> Vec<u8> {
-    use std::fmt::Write as _;
+/// The binary `COPY` stream of `audit_feed` rows: signature, flags and header extension,
+/// then per row its 19 fields (length-prefixed, -1 for NULL), then the trailer.
+fn audit_feed_copy_data(rows: &[AuditFeedRow]) -> Vec<u8> {
     /// Microseconds from the Unix epoch to PostgreSQL's (2000-01-01 UTC).
     const PG_EPOCH_MICROS: i64 = 946_684_800_000_000;
+    /// The type oid of `text`, the element type of `roles`.
+    const TEXT_OID: u32 = 25;
     fn field(out: &mut Vec<u8>, bytes: &[u8]) {
         out.extend_from_slice(&(bytes.len() as i32).to_be_bytes());
         out.extend_from_slice(bytes);
@@ -460,31 +509,48 @@ fn audit_feed_copy_data(events: &[&StoredEvent]) -> Vec<u8> {
             None => out.extend_from_slice(&(-1i32).to_be_bytes()),
         }
     }
-    let mut out = Vec::with_capacity(19 + events.len() * 200 + 2);
+    /// A one-dimensional `text[]` in binary form (an empty one has no dimension).
+    fn text_array(out: &mut Vec<u8>, items: &[String]) {
+        let mut a = Vec::with_capacity(20 + items.iter().map(|i| i.len() + 4).sum::<usize>());
+        let ndim: i32 = if items.is_empty() { 0 } else { 1 };
+        a.extend_from_slice(&ndim.to_be_bytes());
+        a.extend_from_slice(&0i32.to_be_bytes());
+        a.extend_from_slice(&TEXT_OID.to_be_bytes());
+        if !items.is_empty() {
+            a.extend_from_slice(&(items.len() as i32).to_be_bytes());
+            a.extend_from_slice(&1i32.to_be_bytes());
+            for item in items {
+                field(&mut a, item.as_bytes());
+            }
+        }
+        field(out, &a);
+    }
+    let mut out = Vec::with_capacity(19 + rows.len() * 400 + 2);
     out.extend_from_slice(b"PGCOPY\n\xff\r\n\0");
     out.extend_from_slice(&0i32.to_be_bytes());
     out.extend_from_slice(&0i32.to_be_bytes());
-    let mut stream_id = String::with_capacity(64);
-    for event in events {
-        let h = &event.header;
-        out.extend_from_slice(&8i16.to_be_bytes());
-        field(&mut out, &event.position.0.to_be_bytes());
-        field(&mut out, h.event_id.0.as_bytes());
-        stream_id.clear();
-        let _ = write!(stream_id, "{}", h.stream_id);
-        field(&mut out, stream_id.as_bytes());
-        field(&mut out, h.stream_id.stream_type().as_str().as_bytes());
-        field(&mut out, h.event_type.as_str().as_bytes());
-        optional(
-            &mut out,
-            h.metadata.actor_id.as_ref().map(|a| &a.as_bytes()[..]),
-        );
-        optional(
-            &mut out,
-            h.metadata.request_id.as_deref().map(str::as_bytes),
-        );
-        let micros = h.recorded_at.timestamp_micros() - PG_EPOCH_MICROS;
+    for r in rows {
+        out.extend_from_slice(&19i16.to_be_bytes());
+        field(&mut out, &r.position.to_be_bytes());
+        field(&mut out, r.event_id.as_bytes());
+        field(&mut out, r.stream_id.as_bytes());
+        field(&mut out, r.stream_type.as_bytes());
+        field(&mut out, r.event_type.as_bytes());
+        optional(&mut out, r.actor_id.as_ref().map(|a| &a.as_bytes()[..]));
+        optional(&mut out, r.request_id.as_deref().map(str::as_bytes));
+        let micros = r.recorded_at.timestamp_micros() - PG_EPOCH_MICROS;
         field(&mut out, &micros.to_be_bytes());
+        text_array(&mut out, &r.roles);
+        optional(&mut out, r.org_id.as_ref().map(|a| &a.as_bytes()[..]));
+        optional(&mut out, r.ip.as_deref().map(str::as_bytes));
+        optional(&mut out, r.user_agent.as_deref().map(str::as_bytes));
+        field(&mut out, r.action.as_bytes());
+        field(&mut out, r.resource_type.as_bytes());
+        optional(&mut out, r.resource_id.as_deref().map(str::as_bytes));
+        field(&mut out, r.outcome.as_bytes());
+        optional(&mut out, r.endpoint.as_deref().map(str::as_bytes));
+        optional(&mut out, r.service.as_deref().map(str::as_bytes));
+        field(&mut out, &[u8::from(r.emergency)]);
     }
     out.extend_from_slice(&(-1i16).to_be_bytes());
     out

@@ -5,16 +5,26 @@
 //! the previous event's `hash` (the genesis hash for version 1), and each `hash` must
 //! equal SHA-256 over the previous hash, the header and the ciphertext. Payloads are not
 //! opened, so erased subjects verify like any other.
+//!
+//! [`verify_log`] adds the signed checkpoints ([`crate::checkpoint`]): a row rewritten
+//! *and* re-chained passes the chain check but no longer matches the signed digest of the
+//! latest checkpoint. Such a failure is reported with `stream_id` [`WHOLE_LOG`] and the
+//! checkpoint's position: the digest covers every stream at once and cannot say which one
+//! changed.
 
 use carelog_crypto::{chain_hash, ChainHash, GENESIS};
 use carelog_domain::StreamId;
 use serde::Serialize;
 use sqlx::PgPool;
 
+use crate::checkpoint::{CheckpointReport, CheckpointVerifier};
 use crate::error::StoreError;
 use crate::read::EventRow;
 
 const PAGE: i64 = 2_000;
+
+/// The `stream_id` of a failure of the signed checkpoints (they cover the whole log).
+pub const WHOLE_LOG: &str = "*";
 
 /// One broken link: the first bad event of a stream.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -38,8 +48,12 @@ pub struct VerifyReport {
     pub checked: u64,
     /// Streams checked.
     pub streams: u64,
-    /// The first broken event of each broken stream, in stream order.
+    /// The first broken event of each broken stream, in stream order; then the signed
+    /// checkpoints' failures (`stream_id` [`WHOLE_LOG`]).
     pub failures: Vec<VerifyFailure>,
+    /// The signed checkpoints' check ([`verify_log`] only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checkpoint: Option<CheckpointReport>,
 }
 
 /// Where the walk is within the current stream.
@@ -78,6 +92,33 @@ pub async fn verify_chain(
         }
     }
     report.ok = report.failures.is_empty();
+    Ok(report)
+}
+
+/// Verifies the chain of `stream` (or of every stream), then the signed checkpoints: every
+/// signature with `verifier` (when given) and the digest of the latest checkpoint against
+/// the log. The checkpoints are checked for a single stream too (they are the only thing
+/// that catches a re-chained rewrite), but their failure names no stream.
+pub async fn verify_log(
+    pool: &PgPool,
+    stream: Option<&StreamId>,
+    verifier: Option<&CheckpointVerifier>,
+) -> Result<VerifyReport, StoreError> {
+    let mut report = verify_chain(pool, stream).await?;
+    let checkpoints = crate::checkpoint::verify(pool, verifier).await?;
+    for p in &checkpoints.problems {
+        report.failures.push(VerifyFailure {
+            stream_id: WHOLE_LOG.to_owned(),
+            position: p.position,
+            version: 0,
+            reason: format!(
+                "signed checkpoint {} at position {}: {}",
+                p.id, p.position, p.reason
+            ),
+        });
+    }
+    report.ok = report.failures.is_empty();
+    report.checkpoint = Some(checkpoints);
     Ok(report)
 }
 

@@ -17,6 +17,10 @@ impl From<ClinicalError> for ApiError {
             ClinicalError::Gone => ApiError::Erased,
             ClinicalError::Conflict(m) => ApiError::Conflict(m),
             ClinicalError::Store(e) => e.into(),
+            // A read whose access event could not be appended: refused, retryable.
+            ClinicalError::AuditUnavailable => ApiError::Unavailable {
+                details: json!({ "checks": { "audit": "down" } }),
+            },
             other => ApiError::internal(other),
         }
     }

@@ -3,12 +3,14 @@
 //! action anywhere, before the handler runs. A route missing from the table fails
 //! closed (500, logged), so a new route cannot skip the policy by accident.
 
-use axum::extract::{FromRequestParts, MatchedPath};
+use axum::extract::{FromRequestParts, MatchedPath, RawPathParams};
 use axum::http::request::Parts;
 use axum::http::Method;
 use carelog_commands::clinical::Caller as ClinicalCaller;
 use carelog_commands::Ctx;
 use carelog_domain::access::{route_allows, Action};
+use carelog_domain::audit::ResourceType;
+use uuid::Uuid;
 
 use crate::auth::Authenticated;
 use crate::error::ApiError;
@@ -128,6 +130,29 @@ pub fn action_for(method: &Method, path: &str) -> Option<Action> {
         .map(|(_, _, a)| *a)
 }
 
+/// The resource a route names in its path (its first parameter), for the access event
+/// of a refusal: `None` for routes without one (`POST /api/organizations`,
+/// `POST /api/consent/request`) or with a parameter that is not a uuid.
+async fn resource_of(
+    template: &str,
+    parts: &mut Parts,
+    state: &AppState,
+) -> Option<(ResourceType, Uuid)> {
+    let kind = [
+        ("/api/patients/{id}", ResourceType::Patient),
+        ("/api/clinical-records/{id}", ResourceType::ClinicalRecord),
+        ("/api/organizations/{org_id}", ResourceType::Organization),
+        ("/api/consent/{id}", ResourceType::Consent),
+        ("/api/dsr/{id}", ResourceType::Dsr),
+    ]
+    .into_iter()
+    .find(|(prefix, _)| template.starts_with(prefix))
+    .map(|(_, kind)| kind)?;
+    let params = RawPathParams::from_request_parts(parts, state).await.ok()?;
+    let (_, first) = params.iter().next()?;
+    Some((kind, Uuid::parse_str(first).ok()?))
+}
+
 /// An authenticated caller that passed the gateway check of the route's action, with
 /// their memberships read now.
 pub struct Caller {
@@ -158,6 +183,13 @@ impl FromRequestParts<AppState> for Caller {
         })?;
         let caller = state.clinical.caller(actor).await?;
         if !route_allows(&caller.principal, action) {
+            // The refusal is an access event too, when the route names its resource.
+            if let Some((kind, id)) = resource_of(&path, parts, state).await {
+                state
+                    .clinical
+                    .record_route_denial(&ctx, &caller, action, kind, id)
+                    .await;
+            }
             return Err(ApiError::Forbidden);
         }
         Ok(Caller { caller, ctx })

@@ -2,6 +2,7 @@
 
 pub mod bench;
 mod check;
+mod checkpoint;
 mod dev;
 mod dlq;
 mod keys;
@@ -43,7 +44,12 @@ pub async fn run(command: Command) -> Result<ExitCode> {
         Command::Users { command } => match command {
             UsersCommand::Create(args) => users::create(args).await,
         },
-        Command::Verify { stream, json } => verify::run(stream, json).await,
+        Command::Verify {
+            stream,
+            json,
+            public_key,
+        } => verify::run(stream, json, public_key).await,
+        Command::Checkpoint { public_key, json } => checkpoint::run(public_key, json).await,
         Command::Bench { command } => match command {
             BenchCommand::Append(args) => bench::append(args).await,
             BenchCommand::Rebuild(args) => bench::rebuild(args).await,

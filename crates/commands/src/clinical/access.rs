@@ -1,15 +1,20 @@
 //! The policy, asked with facts from current state. Every entry point of the service
-//! goes through one of these functions.
+//! goes through one of these functions. A refusal the policy decided (403, or a 404 that
+//! hides the resource) is recorded as an access event here ([`super::audit`]); a 404
+//! because the resource does not exist is not (there is nothing to audit).
 
 use carelog_domain::access::{
     decide, AccessContext, Action, ConsentFacts, Decision, EmergencyFacts, Grantee, Grounds,
     PatientFacts, Resource,
 };
+use carelog_domain::audit::ResourceType;
 use carelog_domain::{OrgId, PatientId, RecordId};
 use carelog_store::clinical::{self as inline, IndexedPatient, IndexedRecord};
 use chrono::{DateTime, Utc};
 
+use super::audit::Accessed;
 use super::{Caller, Clinical, ClinicalError};
+use crate::context::Ctx;
 
 /// A patient the caller may act on, with the grounds the policy gave.
 pub(super) struct PatientAccess {
@@ -31,6 +36,11 @@ fn verdict(d: Decision) -> Result<Grounds, ClinicalError> {
     }
 }
 
+/// Whether a decision is a refusal to record (403, or the policy's 404).
+fn is_denial(d: &Decision) -> bool {
+    matches!(d, Decision::Deny(_) | Decision::NotFound)
+}
+
 impl Clinical {
     /// Decides `action` on the platform or an organisation.
     pub(super) async fn authorize_org(
@@ -38,8 +48,9 @@ impl Clinical {
         caller: &Caller,
         action: Action,
         org: Option<OrgId>,
-        now: DateTime<Utc>,
+        ctx: &Ctx,
     ) -> Result<Grounds, ClinicalError> {
+        let now = ctx.now;
         let resource = match org {
             Some(org) => {
                 if !inline::org_exists(self.pool(), org).await? {
@@ -49,12 +60,21 @@ impl Clinical {
             }
             None => Resource::Platform,
         };
-        let ctx = AccessContext {
-            now,
-            consents: &[],
-            emergency: &[],
-        };
-        verdict(decide(&caller.principal, action, resource, &ctx))
+        let decision = decide(
+            &caller.principal,
+            action,
+            resource,
+            &AccessContext {
+                now,
+                consents: &[],
+                emergency: &[],
+            },
+        );
+        if let (Some(org), true) = (org, is_denial(&decision)) {
+            let target = Accessed::new(ResourceType::Organization, org.0, Some(org));
+            self.record_denial(ctx, caller, action, target).await;
+        }
+        verdict(decision)
     }
 
     /// Decides `action` on what belongs to the caller themself (their own consents).
@@ -79,13 +99,14 @@ impl Clinical {
         action: Action,
         patient: PatientId,
         as_record: bool,
-        now: DateTime<Utc>,
+        ctx: &Ctx,
     ) -> Result<PatientAccess, ClinicalError> {
         let indexed = inline::patient_facts(self.pool(), patient)
             .await?
             .ok_or(ClinicalError::NotFound)?;
+        let target = Accessed::patient(&indexed.facts);
         let grounds = self
-            .decide_on(caller, action, &indexed.facts, as_record, now)
+            .decide_on(caller, action, &indexed.facts, as_record, ctx, target)
             .await?;
         Ok(PatientAccess { indexed, grounds })
     }
@@ -96,7 +117,7 @@ impl Clinical {
         caller: &Caller,
         action: Action,
         record: RecordId,
-        now: DateTime<Utc>,
+        ctx: &Ctx,
     ) -> Result<RecordAccess, ClinicalError> {
         let indexed = inline::record_patient(self.pool(), record)
             .await?
@@ -104,8 +125,13 @@ impl Clinical {
         let patient = inline::patient_facts(self.pool(), indexed.patient_id)
             .await?
             .ok_or(ClinicalError::NotFound)?;
+        let target = Accessed::new(
+            ResourceType::ClinicalRecord,
+            record.0,
+            Some(patient.facts.org_id),
+        );
         let grounds = self
-            .decide_on(caller, action, &patient.facts, true, now)
+            .decide_on(caller, action, &patient.facts, true, ctx, target)
             .await?;
         Ok(RecordAccess {
             record: indexed,
@@ -122,16 +148,19 @@ impl Clinical {
         action: Action,
         patient: PatientId,
         grantee: Grantee,
-        now: DateTime<Utc>,
+        ctx: &Ctx,
     ) -> Result<PatientAccess, ClinicalError> {
         let indexed = inline::patient_facts(self.pool(), patient)
             .await?
             .ok_or(ClinicalError::NotFound)?;
         let facts = &indexed.facts;
+        let target = Accessed::patient(facts);
         let grounds = self
-            .decide_with_facts(caller, action, facts, now, |facts| Resource::Consent {
-                patient: facts,
-                grantee,
+            .decide_with_facts(caller, action, facts, ctx, target, |facts| {
+                Resource::Consent {
+                    patient: facts,
+                    grantee,
+                }
             })
             .await?;
         Ok(PatientAccess { indexed, grounds })
@@ -143,9 +172,10 @@ impl Clinical {
         action: Action,
         facts: &PatientFacts,
         as_record: bool,
-        now: DateTime<Utc>,
+        ctx: &Ctx,
+        target: Accessed,
     ) -> Result<Grounds, ClinicalError> {
-        self.decide_with_facts(caller, action, facts, now, |facts| {
+        self.decide_with_facts(caller, action, facts, ctx, target, |facts| {
             if as_record {
                 Resource::Record(facts)
             } else {
@@ -157,25 +187,35 @@ impl Clinical {
 
     /// The decision on a patient-scoped resource, with the patient's consents and the
     /// caller's emergency grants read now from the inline tables: a revoked or expired
-    /// consent stops access on the very next request.
+    /// consent stops access on the very next request. A refusal is recorded on `target`.
     async fn decide_with_facts<'a>(
         &self,
         caller: &Caller,
         action: Action,
         facts: &'a PatientFacts,
-        now: DateTime<Utc>,
+        ctx: &Ctx,
+        target: Accessed,
         resource: impl FnOnce(&'a PatientFacts) -> Resource<'a>,
     ) -> Result<Grounds, ClinicalError> {
+        let now: DateTime<Utc> = ctx.now;
         let emergency: Vec<EmergencyFacts> =
             inline::emergency_grants(self.pool(), facts.patient_id, caller.actor.user_id, now)
                 .await?;
         let consents: Vec<ConsentFacts> =
             carelog_store::consent::consent_facts(self.pool(), facts.patient_id).await?;
-        let ctx = AccessContext {
-            now,
-            consents: &consents,
-            emergency: &emergency,
-        };
-        verdict(decide(&caller.principal, action, resource(facts), &ctx))
+        let decision = decide(
+            &caller.principal,
+            action,
+            resource(facts),
+            &AccessContext {
+                now,
+                consents: &consents,
+                emergency: &emergency,
+            },
+        );
+        if is_denial(&decision) {
+            self.record_denial(ctx, caller, action, target).await;
+        }
+        verdict(decision)
     }
 }

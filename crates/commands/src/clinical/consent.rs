@@ -48,7 +48,7 @@ impl Clinical {
     ) -> Result<ConsentView, ClinicalError> {
         let patient = self.own_chart(caller, input.patient_id).await?;
         let access = self
-            .authorize_patient(caller, Action::GrantConsent, patient, false, ctx.now)
+            .authorize_patient(caller, Action::GrantConsent, patient, false, ctx)
             .await?;
         let id = ConsentId::new_v7();
         let state = Consent::new(id);
@@ -84,13 +84,7 @@ impl Clinical {
         input: RequestConsent,
     ) -> Result<ConsentView, ClinicalError> {
         let access = self
-            .authorize_patient(
-                caller,
-                Action::RequestConsent,
-                input.patient_id,
-                false,
-                ctx.now,
-            )
+            .authorize_patient(caller, Action::RequestConsent, input.patient_id, false, ctx)
             .await?;
         let id = ConsentId::new_v7();
         let state = Consent::new(id);
@@ -120,7 +114,7 @@ impl Clinical {
             ConsentDecision::Revoke => Action::RevokeConsent,
         };
         let access = self
-            .authorize_consent(caller, action, row.patient_id, row.grantee, ctx.now)
+            .authorize_consent(caller, action, row.patient_id, row.grantee, ctx)
             .await?;
         let loaded = load_stream(self.store(), &id.stream(), ConsentEvent::decode).await?;
         let state = Consent::fold(id, loaded.iter().map(|(_, e)| e));
@@ -165,7 +159,7 @@ impl Clinical {
         org: OrgId,
         page: PageQuery,
     ) -> Result<(Vec<ConsentView>, i64), ClinicalError> {
-        self.authorize_org(caller, Action::ListOrgConsents, Some(org), ctx.now)
+        self.authorize_org(caller, Action::ListOrgConsents, Some(org), ctx)
             .await?;
         let (rows, total) =
             consents::list_of_org(self.pool(), org, page.offset, page.limit).await?;
@@ -185,13 +179,7 @@ impl Clinical {
     ) -> Result<SessionConsentView, ClinicalError> {
         let patient = self.own_chart(caller, input.patient_id).await?;
         let access = self
-            .authorize_patient(
-                caller,
-                Action::ManageSessionConsent,
-                patient,
-                false,
-                ctx.now,
-            )
+            .authorize_patient(caller, Action::ManageSessionConsent, patient, false, ctx)
             .await?;
         let id = SessionConsentId::new_v7();
         let state = SessionConsent::new(id);
@@ -230,7 +218,7 @@ impl Clinical {
         };
         let mut rows = Vec::new();
         for p in patients {
-            self.authorize_patient(caller, Action::ReadSessionConsents, p, false, ctx.now)
+            self.authorize_patient(caller, Action::ReadSessionConsents, p, false, ctx)
                 .await?;
             rows.extend(consents::session_consents_of_patient(self.pool(), p).await?);
         }
@@ -261,7 +249,7 @@ impl Clinical {
                 Action::ManageSessionConsent,
                 row.patient_id,
                 false,
-                ctx.now,
+                ctx,
             )
             .await?;
         let loaded = load_stream(self.store(), &id.stream(), SessionConsentEvent::decode).await?;

@@ -44,6 +44,10 @@ pub enum ClinicalError {
     /// An aggregate's stream could not be read (500).
     #[error(transparent)]
     Load(LoadError),
+    /// The access event of a read could not be appended, so the read is refused (503):
+    /// no PHI is answered without its audit record.
+    #[error("the audit trail is unavailable")]
+    AuditUnavailable,
 }
 
 impl From<LoadError> for ClinicalError {

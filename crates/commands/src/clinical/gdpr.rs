@@ -51,6 +51,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sqlx::PgConnection;
 
+use super::audit::Accessed;
 use super::views::{DsrView, LegalHoldView};
 use super::{Caller, Clinical, ClinicalError};
 use crate::context::Ctx;
@@ -67,7 +68,7 @@ impl Clinical {
         input: &ErasureRequest,
     ) -> Result<DsrView, ClinicalError> {
         let access = self
-            .authorize_patient(caller, Action::RequestErasure, patient, false, ctx.now)
+            .authorize_patient(caller, Action::RequestErasure, patient, false, ctx)
             .await?;
         input.validate()?;
         let id = DsrId::new_v7();
@@ -116,7 +117,7 @@ impl Clinical {
         caller: &Caller,
         patient: PatientId,
     ) -> Result<Vec<DsrView>, ClinicalError> {
-        self.authorize_patient(caller, Action::ReadDsr, patient, false, ctx.now)
+        self.authorize_patient(caller, Action::ReadDsr, patient, false, ctx)
             .await?;
         let rows = dsr::of_patient(self.pool(), patient).await?;
         Ok(rows.into_iter().map(view).collect())
@@ -249,7 +250,7 @@ impl Clinical {
         org: OrgId,
         reason: &str,
     ) -> Result<LegalHoldView, ClinicalError> {
-        self.authorize_org(caller, Action::ManageLegalHold, Some(org), ctx.now)
+        self.authorize_org(caller, Action::ManageLegalHold, Some(org), ctx)
             .await?;
         let mut tx = self.pool().begin().await?;
         dsr::lock_org(&mut tx, org, true).await?;
@@ -284,7 +285,7 @@ impl Clinical {
         caller: &Caller,
         org: OrgId,
     ) -> Result<(), ClinicalError> {
-        self.authorize_org(caller, Action::ManageLegalHold, Some(org), ctx.now)
+        self.authorize_org(caller, Action::ManageLegalHold, Some(org), ctx)
             .await?;
         let mut tx = self.pool().begin().await?;
         dsr::lock_org(&mut tx, org, true).await?;
@@ -309,7 +310,7 @@ impl Clinical {
         format: ExportFormat,
     ) -> Result<PatientExportBundle, ClinicalError> {
         let access = self
-            .authorize_patient(caller, Action::Export, patient, false, ctx.now)
+            .authorize_patient(caller, Action::Export, patient, false, ctx)
             .await?;
         let org = access.indexed.facts.org_id;
         let mut bundle = PatientExportBundle {
@@ -360,6 +361,9 @@ impl Clinical {
         dsr::insert(&mut tx, &row).await?;
         tx.commit().await?;
         bundle.dsrs.push(dsr_export(row));
+        let target = Accessed::patient(&access.indexed.facts);
+        self.record_read(ctx, caller, Action::Export, target, access.grounds)
+            .await?;
         tracing::info!(patient_id = %patient, dsr_id = %id, format = format.as_str(), "patient exported");
         Ok(bundle)
     }
@@ -377,13 +381,7 @@ impl Clinical {
             .filter(|r| r.kind == DsrKind::Erasure)
             .ok_or(ClinicalError::NotFound)?;
         let access = self
-            .authorize_patient(
-                caller,
-                Action::DecideErasure,
-                row.patient_id,
-                false,
-                ctx.now,
-            )
+            .authorize_patient(caller, Action::DecideErasure, row.patient_id, false, ctx)
             .await?;
         Ok((row, access.indexed.facts))
     }

@@ -8,9 +8,12 @@
 //! aggregate's stream, let the domain decide, and append with the expected version
 //! (a stale one is a 409). Queries answer from the read models (projections), waiting a
 //! bounded time for the projection to reach the resource's last event, and fold the
-//! stream when it has not, so a client always reads its own writes.
+//! stream when it has not, so a client always reads its own writes. Every read of PHI
+//! and every refusal the policy decided appends an access event before it answers
+//! (`audit.rs`).
 
 mod access;
+mod audit;
 mod consent;
 mod error;
 mod gdpr;

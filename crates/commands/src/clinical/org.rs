@@ -19,7 +19,7 @@ impl Clinical {
         caller: &Caller,
         name: &str,
     ) -> Result<OrgView, ClinicalError> {
-        self.authorize_org(caller, Action::CreateOrg, None, ctx.now)
+        self.authorize_org(caller, Action::CreateOrg, None, ctx)
             .await?;
         let id = OrgId::new_v7();
         let org = Organization::new(id);
@@ -54,7 +54,7 @@ impl Clinical {
         caller: &Caller,
         id: OrgId,
     ) -> Result<OrgView, ClinicalError> {
-        self.authorize_org(caller, Action::ReadOrg, Some(id), ctx.now)
+        self.authorize_org(caller, Action::ReadOrg, Some(id), ctx)
             .await?;
         let (state, facts) = self.load_org(id).await?;
         let first = facts.first().ok_or(ClinicalError::NotFound)?;
@@ -75,7 +75,7 @@ impl Clinical {
         caller: &Caller,
         id: OrgId,
     ) -> Result<(), ClinicalError> {
-        self.authorize_org(caller, Action::AddMember, Some(id), ctx.now)
+        self.authorize_org(caller, Action::AddMember, Some(id), ctx)
             .await
             .map(|_| ())
     }
@@ -90,7 +90,7 @@ impl Clinical {
         user: UserId,
         role: Role,
     ) -> Result<(MemberView, bool), ClinicalError> {
-        self.authorize_org(caller, Action::AddMember, Some(id), ctx.now)
+        self.authorize_org(caller, Action::AddMember, Some(id), ctx)
             .await?;
         let (state, _) = self.load_org(id).await?;
         let new = !state.members.contains_key(&user);
@@ -117,7 +117,7 @@ impl Clinical {
         caller: &Caller,
         id: OrgId,
     ) -> Result<Vec<MemberView>, ClinicalError> {
-        self.authorize_org(caller, Action::ListMembers, Some(id), ctx.now)
+        self.authorize_org(caller, Action::ListMembers, Some(id), ctx)
             .await?;
         Ok(inline::members_of(self.pool(), id)
             .await?
@@ -138,7 +138,7 @@ impl Clinical {
         id: OrgId,
         user: UserId,
     ) -> Result<(), ClinicalError> {
-        self.authorize_org(caller, Action::RemoveMember, Some(id), ctx.now)
+        self.authorize_org(caller, Action::RemoveMember, Some(id), ctx)
             .await?;
         let (state, _) = self.load_org(id).await?;
         let events = state.remove_member(user)?;

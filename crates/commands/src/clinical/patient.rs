@@ -1,6 +1,7 @@
 //! Patients: register, read, update, history, emergency access.
 
 use carelog_domain::access::{Action, EmergencyFacts, Grounds, PatientFacts};
+use carelog_domain::audit::ResourceType;
 use carelog_domain::patient::{
     grant_emergency, Demographics, DemographicsPatch, EmergencyEvent, Patient, PatientEvent,
 };
@@ -10,6 +11,7 @@ use carelog_store::read_models::{self, PatientRow};
 use carelog_store::{AppendRequest, Expected};
 use chrono::{DateTime, Utc};
 
+use super::audit::Accessed;
 use super::views::{GrantView, HistoryEntry, PatientHistory, PatientView};
 use super::{Caller, Clinical, ClinicalError, PageQuery};
 use crate::context::Ctx;
@@ -36,7 +38,7 @@ impl Clinical {
         org: OrgId,
         new: NewPatient,
     ) -> Result<PatientView, ClinicalError> {
-        self.authorize_org(caller, Action::CreatePatient, Some(org), ctx.now)
+        self.authorize_org(caller, Action::CreatePatient, Some(org), ctx)
             .await?;
         if let Some(user) = new.user_id {
             if !carelog_store::identity::user_exists(self.pool(), user).await? {
@@ -84,7 +86,8 @@ impl Clinical {
         family_name: Option<&str>,
         page: PageQuery,
     ) -> Result<(Vec<PatientView>, i64), ClinicalError> {
-        self.authorize_org(caller, Action::ListPatients, Some(org), ctx.now)
+        let grounds = self
+            .authorize_org(caller, Action::ListPatients, Some(org), ctx)
             .await?;
         if let Some(p) = page.min_position {
             self.wait_list(PATIENTS_PROJECTION, p).await?;
@@ -92,6 +95,10 @@ impl Clinical {
         let (rows, total) =
             read_models::list_patients(self.pool(), org, family_name, page.offset, page.limit)
                 .await?;
+        // A page of demographics: a read of PHI, recorded on the organisation.
+        let target = Accessed::new(ResourceType::Organization, org.0, Some(org));
+        self.record_read(ctx, caller, Action::ListPatients, target, grounds)
+            .await?;
         let views = rows.into_iter().filter_map(row_view).collect();
         Ok((views, total))
     }
@@ -104,10 +111,13 @@ impl Clinical {
         id: PatientId,
     ) -> Result<(PatientView, Grounds), ClinicalError> {
         let access = self
-            .authorize_patient(caller, Action::ReadPatient, id, false, ctx.now)
+            .authorize_patient(caller, Action::ReadPatient, id, false, ctx)
             .await?;
         let view = self
             .current_patient(id, access.indexed.position, access.indexed.version)
+            .await?;
+        let target = Accessed::patient(&access.indexed.facts);
+        self.record_read(ctx, caller, Action::ReadPatient, target, access.grounds)
             .await?;
         Ok((view, access.grounds))
     }
@@ -123,7 +133,7 @@ impl Clinical {
         patch: DemographicsPatch,
     ) -> Result<PatientView, ClinicalError> {
         let access = self
-            .authorize_patient(caller, Action::UpdatePatient, id, false, ctx.now)
+            .authorize_patient(caller, Action::UpdatePatient, id, false, ctx)
             .await?;
         let (state, history) = self.load_patient(id).await?;
         check_version(if_match, state.version)?;
@@ -177,7 +187,7 @@ impl Clinical {
         as_of: Option<DateTime<Utc>>,
     ) -> Result<PatientHistory, ClinicalError> {
         let access = self
-            .authorize_patient(caller, Action::ReadPatientHistory, id, false, ctx.now)
+            .authorize_patient(caller, Action::ReadPatientHistory, id, false, ctx)
             .await?;
         let loaded = load_stream(self.store(), &id.stream(), PatientEvent::decode).await?;
         let mut state = Patient::new(id);
@@ -199,6 +209,15 @@ impl Clinical {
             (true, Some(c), Some(u)) => Some(view_of(&state, org, position, c, u)),
             _ => None,
         };
+        let target = Accessed::patient(&access.indexed.facts);
+        self.record_read(
+            ctx,
+            caller,
+            Action::ReadPatientHistory,
+            target,
+            access.grounds,
+        )
+        .await?;
         Ok(PatientHistory {
             patient_id: id,
             as_of,
@@ -217,7 +236,7 @@ impl Clinical {
         reason: &str,
     ) -> Result<GrantView, ClinicalError> {
         let access = self
-            .authorize_patient(caller, Action::EmergencyAccess, id, false, ctx.now)
+            .authorize_patient(caller, Action::EmergencyAccess, id, false, ctx)
             .await?;
         let user = caller.actor.user_id;
         let event = grant_emergency(id, user, reason, ctx.now, self.config().emergency_duration)?;

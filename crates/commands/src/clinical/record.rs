@@ -7,6 +7,8 @@ use carelog_store::clinical as inline;
 use carelog_store::read_models::{self, RecordRow};
 use carelog_store::{AppendRequest, Expected};
 
+use super::access::RecordAccess;
+use super::audit::Accessed;
 use super::patient::check_version;
 use super::views::{RecordHistory, RecordVersionView, RecordView};
 use super::{Caller, Clinical, ClinicalError, PageQuery};
@@ -65,7 +67,7 @@ impl Clinical {
         content: RecordContent,
     ) -> Result<RecordView, ClinicalError> {
         let access = self
-            .authorize_patient(caller, Action::CreateRecord, patient, true, ctx.now)
+            .authorize_patient(caller, Action::CreateRecord, patient, true, ctx)
             .await?;
         let org = access.indexed.facts.org_id;
         let id = RecordId::new_v7();
@@ -86,13 +88,16 @@ impl Clinical {
         page: PageQuery,
     ) -> Result<(Vec<RecordView>, i64, Grounds), ClinicalError> {
         let access = self
-            .authorize_patient(caller, Action::ReadRecord, patient, true, ctx.now)
+            .authorize_patient(caller, Action::ReadRecord, patient, true, ctx)
             .await?;
         if let Some(p) = page.min_position {
             self.wait_list(RECORDS_PROJECTION, p).await?;
         }
         let (rows, total) =
             read_models::list_records(self.pool(), patient, page.offset, page.limit).await?;
+        let target = Accessed::patient(&access.indexed.facts);
+        self.record_read(ctx, caller, Action::ReadRecord, target, access.grounds)
+            .await?;
         Ok((
             rows.into_iter().filter_map(row_view).collect(),
             total,
@@ -108,8 +113,22 @@ impl Clinical {
         id: RecordId,
     ) -> Result<(RecordView, Grounds), ClinicalError> {
         let access = self
-            .authorize_record(caller, Action::ReadRecord, id, ctx.now)
+            .authorize_record(caller, Action::ReadRecord, id, ctx)
             .await?;
+        let view = self.current_record(id, &access).await?;
+        let target = Accessed::record(id, &access);
+        self.record_read(ctx, caller, Action::ReadRecord, target, access.grounds)
+            .await?;
+        Ok((view, access.grounds))
+    }
+
+    /// The record now: from the read model once it has reached the record's last event,
+    /// else from the stream.
+    async fn current_record(
+        &self,
+        id: RecordId,
+        access: &RecordAccess,
+    ) -> Result<RecordView, ClinicalError> {
         if self
             .wait_for(RECORDS_PROJECTION, access.record.position)
             .await?
@@ -119,12 +138,11 @@ impl Clinical {
                 .filter(|r| r.version >= access.record.version)
                 .and_then(row_view)
             {
-                return Ok((view, access.grounds));
+                return Ok(view);
             }
         }
         let (state, facts) = self.load_record(id).await?;
-        let view = current_view(&state, &facts).ok_or(ClinicalError::NotFound)?;
-        Ok((view, access.grounds))
+        current_view(&state, &facts).ok_or(ClinicalError::NotFound)
     }
 
     /// Amends a record: a new version; every earlier one is kept.
@@ -137,7 +155,7 @@ impl Clinical {
         patch: RecordPatch,
     ) -> Result<RecordView, ClinicalError> {
         let access = self
-            .authorize_record(caller, Action::AmendRecord, id, ctx.now)
+            .authorize_record(caller, Action::AmendRecord, id, ctx)
             .await?;
         let (state, facts) = self.load_record(id).await?;
         check_version(if_match, state.version)?;
@@ -163,7 +181,7 @@ impl Clinical {
         reason: &str,
     ) -> Result<RecordView, ClinicalError> {
         let access = self
-            .authorize_record(caller, Action::VoidRecord, id, ctx.now)
+            .authorize_record(caller, Action::VoidRecord, id, ctx)
             .await?;
         let (state, facts) = self.load_record(id).await?;
         let events = state.void(reason, caller.actor.user_id)?;
@@ -186,7 +204,7 @@ impl Clinical {
         id: RecordId,
     ) -> Result<RecordHistory, ClinicalError> {
         let access = self
-            .authorize_record(caller, Action::ReadRecordHistory, id, ctx.now)
+            .authorize_record(caller, Action::ReadRecordHistory, id, ctx)
             .await?;
         let audit_only = matches!(access.grounds, Grounds::AuditOnly);
         let loaded = load_stream(self.store(), &id.stream(), RecordEvent::decode).await?;
@@ -219,10 +237,20 @@ impl Clinical {
                 at: f.recorded_at,
             });
         }
+        let kind = kind.ok_or(ClinicalError::NotFound)?;
+        let target = Accessed::record(id, &access);
+        self.record_read(
+            ctx,
+            caller,
+            Action::ReadRecordHistory,
+            target,
+            access.grounds,
+        )
+        .await?;
         Ok(RecordHistory {
             record_id: id,
             patient_id: access.record.patient_id,
-            kind: kind.ok_or(ClinicalError::NotFound)?,
+            kind,
             versions,
             audit_only,
         })
