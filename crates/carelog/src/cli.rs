@@ -137,6 +137,12 @@ pub enum BenchCommand {
     /// End-to-end projection lag (append → visible in audit_feed through the relay, NATS
     /// and the projector) at a steady half of the maximum append rate.
     Lag(crate::cmd::bench::LagArgs),
+    /// PHI read latency (a patient's demographics with its access event) at 1 and 64
+    /// concurrent readers vs a plain read of the patient's stream.
+    Reads(crate::cmd::bench::ReadsArgs),
+    /// Audit search latency (the store's search and count) over a 1M-row audit_feed vs a
+    /// primary-key look-up and a full count(*).
+    AuditSearch(crate::cmd::bench::AuditSearchArgs),
 }
 
 /// The dead-letter queue. Exit codes: 0 done, 1 the event still fails, 2 bad input or no

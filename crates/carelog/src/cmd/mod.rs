@@ -54,6 +54,8 @@ pub async fn run(command: Command) -> Result<ExitCode> {
             BenchCommand::Append(args) => bench::append(args).await,
             BenchCommand::Rebuild(args) => bench::rebuild(args).await,
             BenchCommand::Lag(args) => bench::lag(args).await,
+            BenchCommand::Reads(args) => bench::reads(args).await,
+            BenchCommand::AuditSearch(args) => bench::audit_search(args).await,
         },
     }
 }
