@@ -1,0 +1,545 @@
+//! `carelog bench lag`.
+
+use super::*;
+
+/// The section of `carelog bench lag`.
+pub(super) const LAG_MARKERS: Markers = Markers {
+    start: "<!-- bench:lag:start -->",
+    end: "<!-- bench:lag:end -->",
+};
+/// The p99 lag the issue asks for at half the maximum append rate.
+const LAG_TARGET_P99_MS: f64 = 50.0;
+/// The watcher's pause between reads of `max(position)` in `audit_feed`.
+const WATCH_EVERY: Duration = Duration::from_millis(1);
+/// Steady-load appends scheduled in this first part are not counted.
+const LAG_WARM_UP: Duration = Duration::from_secs(1);
+/// How long the pipeline may take to catch up before and after the steady load.
+const CATCH_UP_LIMIT: Duration = Duration::from_secs(180);
+
+/// Options of `carelog bench lag`.
+#[derive(Debug, clap::Args)]
+pub struct LagArgs {
+    /// Admin connection string: a role that may CREATE DATABASE. The bench runs in a
+    /// scratch database created here and dropped at the end.
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/postgres",
+        hide_env_values = true
+    )]
+    pub database_url: String,
+    /// NATS with JetStream; the bench uses a private prefix and deletes its streams.
+    #[arg(long, env = "NATS_URL", default_value = "nats://127.0.0.1:4222")]
+    pub nats_url: String,
+    /// Steady append rate, events/s (default: half the maximum rate measured first).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub rate: Option<u64>,
+    /// Seconds of steady load (the first second is a warm-up, not counted).
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(2..=3600))]
+    pub seconds: u64,
+    /// Writers of the steady load (each appends to its own stream on a fixed schedule).
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub writers: u32,
+    /// Writers of the saturation run that measures the maximum append rate.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub max_writers: u32,
+    /// Seconds of the saturation run.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub max_seconds: u64,
+    /// Size of each event's plaintext JSON payload, in bytes.
+    #[arg(long, default_value_t = 512, value_parser = clap::value_parser!(u64).range(16..=1_000_000))]
+    pub payload_bytes: u64,
+    /// The Markdown file whose bench section is replaced.
+    #[arg(long, default_value = "docs/benchmarks.md")]
+    pub out: PathBuf,
+    /// Only print the results; leave the file alone.
+    #[arg(long)]
+    pub no_write: bool,
+}
+
+/// Runs `carelog bench lag`; deletes the NATS streams of its prefix and drops the scratch
+/// database whatever happened.
+pub async fn lag(args: LagArgs) -> Result<ExitCode> {
+    let prefix = format!("bench{}_", &Uuid::new_v4().simple().to_string()[..16]);
+    let scratch = Scratch::create(&args.database_url).await?;
+    let outcome = until_interrupted(lag_in(&scratch, &args, &prefix)).await;
+    let cleaned = delete_streams(&args.nats_url, &prefix).await;
+    let outcome = match (outcome, cleaned) {
+        (Ok(r), Ok(())) => Ok(r),
+        (Ok(_), Err(e)) => Err(e),
+        (Err(e), Ok(())) => Err(e),
+        (Err(e), Err(clean_err)) => {
+            eprintln!("carelog: could not delete the NATS streams of {prefix}: {clean_err:#}");
+            Err(e)
+        }
+    };
+    let report = scratch.finish(outcome).await?;
+    print!("{}", report.table());
+    println!();
+    println!("{}", report.interpretation());
+    if !args.no_write {
+        write_section(&args.out, LAG_MARKERS, &report.section())?;
+        eprintln!("wrote {}", args.out.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Deletes every JetStream stream whose name starts with `prefix` (their consumers go
+/// with them).
+async fn delete_streams(nats_url: &str, prefix: &str) -> Result<()> {
+    use futures::TryStreamExt as _;
+    let client = async_nats::connect(nats_url)
+        .await
+        .with_context(|| format!("connecting to NATS at {nats_url}"))?;
+    let js = async_nats::jetstream::new(client);
+    let names: Vec<String> = js
+        .stream_names()
+        .try_collect()
+        .await
+        .context("listing JetStream streams")?;
+    for name in names.into_iter().filter(|n| n.starts_with(prefix)) {
+        js.delete_stream(&name)
+            .await
+            .with_context(|| format!("deleting stream {name}"))?;
+    }
+    Ok(())
+}
+
+/// The relay and the audit_feed projector of one bench run, stopped on purpose by
+/// [`Pipeline::stop`] or aborted when dropped.
+struct Pipeline {
+    stop: Option<tokio::sync::watch::Sender<bool>>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Pipeline {
+    /// Starts both, as `carelog serve` does, under `prefix`.
+    async fn start(
+        pool: &PgPool,
+        store: &EventStore,
+        nats_url: &str,
+        prefix: &str,
+    ) -> Result<Self> {
+        let client = carelog_bus::connect(nats_url)
+            .await
+            .with_context(|| format!("connecting to NATS at {nats_url}"))?;
+        let bus = carelog_bus::BusConfig::new(prefix, 1)?;
+        let relay = carelog_bus::Relay::new(
+            pool.clone(),
+            client.clone(),
+            carelog_bus::RelayConfig::new(bus.clone()),
+        )?;
+        let projector = carelog_projector::Projector::new(
+            pool.clone(),
+            store.clone(),
+            client,
+            bus,
+            Box::new(AuditFeed),
+            carelog_projector::ProjectorConfig::default(),
+        )?;
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let until = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|s| *s).await;
+        };
+        let tasks = vec![
+            tokio::spawn(relay.run(until(stopped.clone()))),
+            tokio::spawn(projector.run(until(stopped))),
+        ];
+        Ok(Self {
+            stop: Some(stop),
+            tasks,
+        })
+    }
+
+    /// Asks both to stop and waits for them (at most 10 s).
+    async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(true);
+        }
+        let tasks = std::mem::take(&mut self.tasks);
+        let _ =
+            tokio::time::timeout(Duration::from_secs(10), futures::future::join_all(tasks)).await;
+    }
+}
+
+impl Drop for Pipeline {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+/// The highest position visible in `audit_feed` (0 when empty).
+async fn feed_head(db: impl sqlx::PgExecutor<'_>) -> Result<i64> {
+    sqlx::query_scalar("SELECT coalesce(max(position), 0) FROM audit_feed")
+        .fetch_one(db)
+        .await
+        .context("reading max(position) of audit_feed")
+}
+
+/// Waits until `audit_feed` holds `position` (at most [`CATCH_UP_LIMIT`]).
+async fn wait_for_feed(pool: &PgPool, position: i64) -> Result<()> {
+    let deadline = Instant::now() + CATCH_UP_LIMIT;
+    while feed_head(pool).await? < position {
+        if Instant::now() > deadline {
+            bail!("the projection did not reach position {position} within {CATCH_UP_LIMIT:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Ok(())
+}
+
+/// What the watcher saw: when `max(position)` of `audit_feed` first reached each value.
+pub(super) struct Timeline {
+    /// (when the read returned, max position), both increasing.
+    pub(super) seen: Vec<(Instant, i64)>,
+}
+
+impl Timeline {
+    /// The first moment `position` was seen visible.
+    pub(super) fn visible_at(&self, position: i64) -> Option<Instant> {
+        let i = self.seen.partition_point(|&(_, p)| p < position);
+        self.seen.get(i).map(|&(t, _)| t)
+    }
+}
+
+/// Reads `max(position)` of `audit_feed` on a connection of its own every
+/// [`WATCH_EVERY`] until `stop`, keeping each change.
+async fn watch_feed(scratch_url: String, stop: Arc<AtomicBool>) -> Result<Timeline> {
+    use sqlx::Connection as _;
+    let mut conn = sqlx::PgConnection::connect(&scratch_url)
+        .await
+        .context("connecting the watcher")?;
+    let mut seen = Vec::with_capacity(200_000);
+    let mut last = -1;
+    let mut tick = tokio::time::interval(WATCH_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    while !stop.load(Ordering::Relaxed) {
+        tick.tick().await;
+        let head = feed_head(&mut conn).await?;
+        if head > last {
+            seen.push((Instant::now(), head));
+            last = head;
+        }
+    }
+    Ok(Timeline { seen })
+}
+
+/// One steady-load append.
+struct Sample {
+    /// When it was due.
+    due: Instant,
+    /// When the append call started.
+    started: Instant,
+    /// When it returned.
+    ended: Instant,
+    /// Its position.
+    position: i64,
+}
+
+/// Everything `carelog bench lag` measured.
+struct LagReport {
+    machine: Machine,
+    command: String,
+    max_writers: u32,
+    max_rate: f64,
+    rate: f64,
+    rate_given: bool,
+    writers: u32,
+    seconds: u64,
+    achieved: f64,
+    counted: usize,
+    late: usize,
+    watcher_reads: usize,
+    lag: Percentiles,
+    append: Percentiles,
+}
+
+/// When writer `writer` of `writers` must start its `n`-th append, for `rate` events/s
+/// in all: writers take turns, so the load is evenly spaced.
+pub(super) fn due_offset(n: u64, writer: u32, writers: u32, rate: f64) -> Duration {
+    Duration::from_secs_f64((n * u64::from(writers) + u64::from(writer)) as f64 / rate)
+}
+
+async fn lag_in(scratch: &Scratch, args: &LagArgs, prefix: &str) -> Result<LagReport> {
+    let setup = scratch.pool(2).await?;
+    carelog_store::migrate(&setup)
+        .await
+        .context("migrating the scratch database")?;
+    let machine = Machine::describe(&setup).await?;
+    setup.close().await;
+    let payload_bytes =
+        usize::try_from(args.payload_bytes).context("--payload-bytes is too large")?;
+    let payload =
+        serde_json::json!({ "note": random_ascii(payload_bytes.saturating_sub(JSON_ENVELOPE)) });
+    let keyring = Keyring::new(MasterKey::generate(), []);
+
+    // 1. The maximum append rate: the append bench's carelog run, nothing else running.
+    let max = {
+        let progress = Progress::start(&format!(
+            "maximum append rate, {}",
+            writers_label(args.max_writers)
+        ));
+        let m = measure_carelog(
+            scratch,
+            &keyring,
+            args.max_writers,
+            &payload,
+            Duration::from_secs(args.max_seconds),
+        )
+        .await?;
+        progress.finish(&m.run.summary("appends/s"));
+        m.run
+    };
+    let (rate, rate_given) = match args.rate {
+        Some(r) => (r as f64, true),
+        None => ((max.per_second / 2.0).max(1.0), false),
+    };
+
+    // 2. The pipeline, as `carelog serve` runs it: relay and audit_feed projector.
+    let pool = scratch.pool(PoolConfig::default().max_connections).await?;
+    let keys = KeyStore::new(pool.clone(), keyring.clone(), CacheConfig::default());
+    let store = EventStore::start(pool.clone(), keys, GroupCommitConfig::default());
+    let pipeline = Pipeline::start(&pool, &store, &args.nats_url, prefix).await?;
+    {
+        let progress = Progress::start("relay and projector catching up with the saturation run");
+        wait_for_feed(&pool, last_position(&pool).await?).await?;
+        progress.finish("caught up");
+    }
+
+    // 3. Steady load at `rate`, watched.
+    let progress = Progress::start(&format!(
+        "steady load: {rate:.0} events/s for {} s, {}",
+        args.seconds,
+        writers_label(args.writers)
+    ));
+    let stop_watch = Arc::new(AtomicBool::new(false));
+    let watcher = tokio::spawn(watch_feed(scratch.url.clone(), Arc::clone(&stop_watch)));
+    let event_type = EventType::try_from("BenchEvent").context("event type BenchEvent")?;
+    let start = Instant::now() + Duration::from_millis(200);
+    let length = Duration::from_secs(args.seconds);
+    let failed = Arc::new(AtomicBool::new(false));
+    let writers: Vec<JoinHandle<Result<Vec<Sample>>>> = (0..args.writers)
+        .map(|w| {
+            let (store, event_type, payload, failed) = (
+                store.clone(),
+                event_type.clone(),
+                payload.clone(),
+                Arc::clone(&failed),
+            );
+            let writers = args.writers;
+            tokio::spawn(async move {
+                let stream = StreamId::new(StreamType::Patient, Uuid::now_v7());
+                let subject = SubjectId::of_stream(&stream);
+                let actor = Uuid::now_v7();
+                let mut version = StreamVersion::EMPTY;
+                let mut samples = Vec::new();
+                for n in 0.. {
+                    let offset = due_offset(n, w, writers, rate);
+                    if offset >= length || failed.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    let due = start + offset;
+                    tokio::time::sleep_until(due.into()).await;
+                    let request = AppendRequest {
+                        stream,
+                        expected: Expected::Exact(version),
+                        events: vec![NewEvent {
+                            event_id: EventId::new_v7(),
+                            event_type: event_type.clone(),
+                            schema_version: SchemaVersion(1),
+                            subject: subject.clone(),
+                            payload: payload.clone(),
+                            metadata: bench_metadata(actor),
+                        }],
+                    };
+                    let started = Instant::now();
+                    let appended = match store.append(request).await {
+                        Ok(a) => a,
+                        Err(e) => {
+                            failed.store(true, Ordering::Relaxed);
+                            return Err(e).with_context(|| format!("append to {stream}"));
+                        }
+                    };
+                    samples.push(Sample {
+                        due,
+                        started,
+                        ended: Instant::now(),
+                        position: appended.last_position().0,
+                    });
+                    version = appended.version;
+                }
+                Ok(samples)
+            })
+        })
+        .collect();
+    let mut samples = Vec::new();
+    let mut first_error = None;
+    for joined in futures::future::join_all(writers).await {
+        match joined.context("a bench writer panicked").and_then(|r| r) {
+            Ok(s) => samples.extend(s),
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    let last = samples.iter().map(|s| s.position).max().unwrap_or(0);
+    let caught_up = match first_error {
+        Some(e) => Err(e),
+        None => wait_for_feed(&pool, last).await,
+    };
+    stop_watch.store(true, Ordering::Relaxed);
+    let timeline = watcher.await.context("the watcher panicked")??;
+    caught_up?;
+    pipeline.stop().await;
+    drop(store);
+    pool.close().await;
+
+    // 4. Lags of the appends due after the warm-up.
+    let counted: Vec<&Sample> = samples
+        .iter()
+        .filter(|s| s.due >= start + LAG_WARM_UP)
+        .collect();
+    let mut lags = Vec::with_capacity(counted.len());
+    let mut appends = Vec::with_capacity(counted.len());
+    for s in &counted {
+        let seen = timeline
+            .visible_at(s.position)
+            .ok_or_else(|| anyhow!("position {} was never seen in audit_feed", s.position))?;
+        let us = |d: Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+        lags.push(us(seen.saturating_duration_since(s.started)));
+        appends.push(us(s.ended.saturating_duration_since(s.started)));
+    }
+    let late = counted
+        .iter()
+        .filter(|s| s.started.saturating_duration_since(s.due) > Duration::from_millis(5))
+        .count();
+    let window = length.saturating_sub(LAG_WARM_UP).as_secs_f64().max(1e-9);
+    progress.finish(&format!("{} appends counted", counted.len()));
+    Ok(LagReport {
+        machine,
+        command: command_line_lag(args),
+        max_writers: args.max_writers,
+        max_rate: max.per_second,
+        rate,
+        rate_given,
+        writers: args.writers,
+        seconds: args.seconds,
+        achieved: counted.len() as f64 / window,
+        counted: counted.len(),
+        late,
+        watcher_reads: timeline.seen.len(),
+        lag: Percentiles::of(&mut lags),
+        append: Percentiles::of(&mut appends),
+    })
+}
+
+/// The command that reproduces this run (URLs left out).
+fn command_line_lag(args: &LagArgs) -> String {
+    let rate = args
+        .rate
+        .map_or_else(String::new, |r| format!(" --rate {r}"));
+    format!(
+        "carelog bench lag{rate} --seconds {} --writers {} --max-writers {} --max-seconds {} --payload-bytes {}",
+        args.seconds, args.writers, args.max_writers, args.max_seconds, args.payload_bytes
+    )
+}
+
+impl LagReport {
+    fn table(&self) -> String {
+        let mut out = String::from(
+            "| measure | events/s | p50 ms | p95 ms | p99 ms | max ms |\n\
+             |---|---:|---:|---:|---:|---:|\n",
+        );
+        let mut row = |what: &str, rate: f64, p: &Percentiles| {
+            let _ = writeln!(
+                out,
+                "| {what} | {rate:.0} | {:.2} | {:.2} | {:.2} | {:.2} |",
+                p.p50, p.p95, p.p99, p.max
+            );
+        };
+        row(
+            "append → visible in audit_feed (end-to-end lag)",
+            self.achieved,
+            &self.lag,
+        );
+        row("append call alone (commit)", self.achieved, &self.append);
+        out
+    }
+
+    fn interpretation(&self) -> String {
+        let half = self.max_rate / 2.0;
+        let at = if self.rate_given {
+            format!(
+                "at {:.0} events/s (given; half the measured maximum would be {half:.0})",
+                self.rate
+            )
+        } else {
+            format!("at {:.0} events/s, half the measured maximum", self.rate)
+        };
+        let verdict = if self.lag.p99 <= LAG_TARGET_P99_MS {
+            "reaching"
+        } else {
+            "missing"
+        };
+        format!(
+            "{at}, the p99 end-to-end lag was {:.2} ms (p50 {:.2} ms), {verdict} the ≤ {:.0} ms \
+             target; of the p50, {:.2} ms is the append's own commit, the rest the relay, \
+             JetStream, the projector's transaction and the watcher's resolution.",
+            self.lag.p99, self.lag.p50, LAG_TARGET_P99_MS, self.append.p50,
+        )
+    }
+
+    fn section(&self) -> String {
+        format!(
+            "{start}\n\
+             ## Projection lag: append → visible in audit_feed, at a steady load\n\
+             \n\
+             - Date: {date}\n\
+             - Machine: {machine}; NATS JetStream on the same host (1 replica)\n\
+             - Command: `{command}`\n\
+             - Maximum append rate: {max:.0} events/s ({max_writers} writers appending one \
+             event at a time with nothing else running, as `carelog bench append`). Steady \
+             load: {rate:.0} events/s scheduled for {secs} s from {writers} writers (each its \
+             own stream, one event per append, evenly spaced turns); {counted} appends \
+             counted after a {warm} s warm-up, {achieved:.0} events/s achieved, {late} \
+             started more than 5 ms late.\n\
+             - Pipeline: the real relay (LISTEN/NOTIFY wake-up, {idle} ms fallback poll) and \
+             the audit_feed projector (durable pull consumer, default settings), in-process, \
+             on a private NATS prefix, as `carelog serve` runs them.\n\
+             - Method: lag = from the start of the append call until a watcher, on a \
+             connection of its own, reads `max(position)` of `audit_feed` ≥ the event's \
+             position (the projector applies in position order). The watcher reads every \
+             {every} ms ({reads} changes seen), so each lag is overstated by up to about 1 ms \
+             plus one query.\n\
+             \n\
+             {table}\n\
+             {interpretation}\n\
+             {end}\n",
+            start = LAG_MARKERS.start,
+            end = LAG_MARKERS.end,
+            date = chrono::Utc::now().format("%Y-%m-%d %H:%M UTC"),
+            machine = self.machine.line(),
+            command = self.command,
+            max = self.max_rate,
+            max_writers = self.max_writers,
+            rate = self.rate,
+            secs = self.seconds,
+            writers = self.writers,
+            counted = self.counted,
+            warm = LAG_WARM_UP.as_secs(),
+            achieved = self.achieved,
+            late = self.late,
+            idle = carelog_bus::RelayConfig::new(
+                carelog_bus::BusConfig::new("x", 1).expect("a valid prefix")
+            )
+            .idle_poll
+            .as_millis(),
+            every = WATCH_EVERY.as_millis(),
+            reads = self.watcher_reads,
+            table = self.table(),
+            interpretation = self.interpretation(),
+        )
+    }
+}
