@@ -381,3 +381,101 @@ async fn an_export_and_an_auditors_history_are_recorded_too() {
         assert!(e.header.metadata.roles.contains(&"ORG:AUDITOR".to_owned()));
     }
 }
+
+/// The claims of a token we issued (its message, not verified: the test only reads it).
+fn claims_of(token: &str) -> carelog_crypto::Claims {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine as _;
+    let body = token.strip_prefix("v4.public.").expect("a v4.public token");
+    let body = body.split_once('.').map_or(body, |(b, _)| b);
+    let raw = URL_SAFE_NO_PAD.decode(body).expect("base64url");
+    serde_json::from_slice(&raw[..raw.len() - 64]).expect("carelog claims")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_genuine_token_refused_with_401_is_recorded_with_its_user_but_a_forged_one_is_not() {
+    let app = TestApp::spawn_full().await;
+    let a = app.clinic("Audit A").await;
+    let (patient, _) = chart(&app, &a).await;
+    let path = format!("/api/patients/{patient}");
+    let keys = carelog_crypto::TokenKeys::new(&app.token_key, &[], "carelog", "carelog")
+        .expect("the app's token key");
+
+    // Expired: the signature is ours, so the user and session are known.
+    let mut claims = claims_of(a.doctor.token());
+    let sid = claims.sid;
+    claims.iat -= chrono::Duration::hours(2);
+    claims.nbf -= chrono::Duration::hours(2);
+    claims.exp = chrono::Utc::now() - chrono::Duration::minutes(5);
+    let expired = keys.sign(&claims);
+    let before = head(&app).await;
+    let r = app
+        .call_with("GET", &path, None, &expired, &[("user-agent", UA.into())])
+        .await;
+    assert_eq!(r.status, 401, "{:?}", r.body);
+    let rid = r.header("x-request-id").unwrap().to_owned();
+    let (e, p) = the_event_of(&app, before, &rid).await;
+    assert_payload(
+        &p,
+        "authenticate",
+        "session",
+        sid,
+        "denied",
+        "GET /api/patients/{id}",
+    );
+    let m = &e.header.metadata;
+    assert_eq!(m.actor_id, Some(a.doctor.id()));
+    assert_eq!(m.user_agent.as_deref(), Some(UA));
+    assert_eq!(m.ip.as_deref(), Some("127.0.0.1"));
+    assert_eq!(e.header.subject, SubjectId::system());
+
+    // Revoked: after a logout the same (unexpired) token is refused and recorded.
+    let r = app
+        .post("/api/auth/logout", json!(null), Some(a.doctor.token()))
+        .await;
+    assert_eq!(r.status, 204, "{:?}", r.body);
+    let before = head(&app).await;
+    let (status, _, rid) = get(&app, &path, &a.doctor).await;
+    assert_eq!(status, 401);
+    let (e, p) = the_event_of(&app, before, &rid).await;
+    assert_payload(
+        &p,
+        "authenticate",
+        "session",
+        sid,
+        "denied",
+        "GET /api/patients/{id}",
+    );
+    assert_eq!(e.header.metadata.actor_id, Some(a.doctor.id()));
+
+    // The audit projection lists it under the user, as denied.
+    let auditor = app.platform_user(carelog_domain::Role::AppAuditor).await;
+    let search = format!(
+        "/api/clinical/audit/search?user_id={}&action=authenticate&outcome=denied",
+        a.doctor.id()
+    );
+    crate::support::eventually(
+        std::time::Duration::from_secs(60),
+        "both refusals in the audit projection",
+        || async {
+            let r = app.get(&search, Some(&auditor.token)).await;
+            r.body["data"].as_array().is_some_and(|d| d.len() == 2)
+        },
+    )
+    .await;
+    let listed = app.get(&search, Some(&auditor.token)).await.body["data"].clone();
+    for entry in listed.as_array().unwrap() {
+        assert_eq!(entry["resource_type"], "session");
+        assert_eq!(entry["resource_id"], json!(sid));
+        assert_eq!(entry["outcome"], "denied");
+    }
+
+    // A forged token names nobody we know: a 401 and nothing recorded.
+    let mut forged = a.doctor.token().to_owned();
+    let last = forged.pop().unwrap();
+    forged.push(if last == 'A' { 'B' } else { 'A' });
+    let before = head(&app).await;
+    let r = app.call_with("GET", &path, None, &forged, &[]).await;
+    assert_eq!(r.status, 401);
+    assert!(access_events(&app, before).await.is_empty());
+}

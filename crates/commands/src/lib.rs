@@ -7,6 +7,7 @@
 //! It knows nothing of HTTP: errors are [`identity::IdentityError`]s, which the API
 //! maps to its envelope in one place.
 
+mod access_log;
 pub mod clinical;
 pub mod context;
 pub mod identity;

@@ -95,9 +95,15 @@ pub enum TokenError {
     /// The signature does not verify (altered token, forged key id, other assertion).
     #[error("the token's signature is not valid")]
     BadSignature,
-    /// `exp` has passed.
+    /// `exp` has passed. The signature was good, so the token's user and session are
+    /// known (for the audit trail: a 401 with a known user is recorded).
     #[error("the token has expired")]
-    Expired,
+    Expired {
+        /// The token's user (`sub`).
+        user: Uuid,
+        /// The token's session (`sid`).
+        session: Uuid,
+    },
     /// `nbf` is still ahead (beyond the allowed clock skew).
     #[error("the token is not valid yet")]
     NotYetValid,
@@ -235,7 +241,10 @@ impl TokenKeys {
             return Err(TokenError::WrongTokenPurpose);
         }
         if claims.exp <= now {
-            return Err(TokenError::Expired);
+            return Err(TokenError::Expired {
+                user: claims.sub,
+                session: claims.sid,
+            });
         }
         if claims.nbf > now + TimeDelta::seconds(NBF_LEEWAY_SECONDS) {
             return Err(TokenError::NotYetValid);
@@ -577,8 +586,12 @@ mod tests {
         let token = keys.sign(&c);
         let check = |now| keys.verify(&token, now, TokenPurpose::Access);
         assert!(check(c.exp - TimeDelta::seconds(1)).is_ok());
-        assert_eq!(check(c.exp), Err(TokenError::Expired));
-        assert_eq!(check(c.exp + TimeDelta::hours(1)), Err(TokenError::Expired));
+        let expired = Err(TokenError::Expired {
+            user: c.sub,
+            session: c.sid,
+        });
+        assert_eq!(check(c.exp), expired);
+        assert_eq!(check(c.exp + TimeDelta::hours(1)), expired);
     }
 
     #[test]

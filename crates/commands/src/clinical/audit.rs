@@ -10,9 +10,9 @@
 //!   recorded on the organisation). The record list is recorded on the patient
 //!   (`resource_type` `patient`, the endpoint tells it apart). An auditor's `AuditOnly` history is a read of metadata, recorded
 //!   the same way (action `read`).
-//! - **How.** Each event is the single event of a fresh `access-<uuid>` stream, appended
-//!   with `Expected::Any` through [`carelog_store::EventStore::append`], so concurrent
-//!   readers never conflict and share group-commit transactions. Sealed under the
+//! - **How.** Through [`crate::access_log`]: each event is the single event of a fresh
+//!   `access-<uuid>` stream, so concurrent readers never conflict and share group-commit
+//!   transactions. Sealed under the
 //!   `system` subject (no PHI). The metadata is the command's (actor, roles, request id,
 //!   client address, user agent, endpoint, time) with the organisation of the resource
 //!   and the caller's role in it added.
@@ -24,9 +24,7 @@
 
 use carelog_domain::access::{Action as PolicyAction, Grounds, PatientFacts};
 use carelog_domain::audit::{AccessEvent, Action, Outcome, ResourceType, API_SERVICE};
-use carelog_domain::ids::AccessId;
 use carelog_domain::{OrgId, RecordId};
-use carelog_store::{AppendRequest, Expected};
 use uuid::Uuid;
 
 use super::access::RecordAccess;
@@ -114,15 +112,9 @@ impl Clinical {
                 }
             }
         }
-        let stream = AccessId::new_v7().stream();
-        self.store()
-            .append(AppendRequest {
-                stream,
-                expected: Expected::Any,
-                events: vec![event.into_new_event(meta)],
-            })
+        crate::access_log::append(self.store(), event, meta)
             .await
-            .map_err(|e| {
+            .map_err(|(stream, e)| {
                 tracing::error!(
                     error = %e,
                     stream_id = %stream,

@@ -2,7 +2,10 @@
 //! theft detection, logout.
 
 use carelog_crypto::random::{random_token, sha256};
-use carelog_crypto::token::TokenPurpose;
+use carelog_crypto::token::{TokenError, TokenPurpose};
+use carelog_domain::audit::{
+    AccessEvent, Action as AuditAction, Outcome, ResourceType, API_SERVICE,
+};
 use carelog_domain::user::SessionEvent;
 use carelog_domain::{SessionId, UserId};
 use carelog_store::identity as rows;
@@ -16,23 +19,34 @@ impl Identity {
     /// then the session from current state — revoked, idle or expired sessions refuse
     /// at once, and the roles are the user's roles now, not the token's.
     pub async fn authenticate(&self, token: &str, ctx: &Ctx) -> Result<Actor, IdentityError> {
-        let claims = self
-            .tokens()
-            .verify(token, ctx.now, TokenPurpose::Access)
-            .map_err(|_| IdentityError::Unauthenticated("invalid access token"))?;
+        let claims = match self.tokens().verify(token, ctx.now, TokenPurpose::Access) {
+            Ok(claims) => claims,
+            Err(TokenError::Expired { user, session }) => {
+                let refused = (UserId(user), SessionId(session));
+                return Err(self.refuse_known(ctx, refused, "token expired").await);
+            }
+            Err(_) => return Err(IdentityError::Unauthenticated("invalid access token")),
+        };
         let session = SessionId(claims.sid);
-        let s = rows::session_actor(self.store().pool(), session)
-            .await?
-            .ok_or(IdentityError::Unauthenticated("unknown session"))?;
+        let known = (UserId(claims.sub), session);
+        let Some(s) = rows::session_actor(self.store().pool(), session).await? else {
+            return Err(self.refuse_known(ctx, known, "unknown session").await);
+        };
         if s.user_id.0 != claims.sub {
-            return Err(IdentityError::Unauthenticated("token and session disagree"));
+            return Err(self
+                .refuse_known(ctx, known, "token and session disagree")
+                .await);
         }
-        self.config()
+        if self
+            .config()
             .sessions
             .check(s.created_at, s.last_seen_at, s.revoked, ctx.now)
-            .map_err(|_| IdentityError::Unauthenticated("session ended"))?;
+            .is_err()
+        {
+            return Err(self.refuse_known(ctx, known, "session ended").await);
+        }
         if s.mfa_enabled && !s.mfa {
-            return Err(IdentityError::Unauthenticated("session predates MFA"));
+            return Err(self.refuse_known(ctx, known, "session predates MFA").await);
         }
         rows::touch_session(self.store().pool(), session, ctx.now).await?;
         Ok(Actor {
@@ -41,6 +55,34 @@ impl Identity {
             roles: s.roles,
             mfa: s.mfa,
         })
+    }
+
+    /// The 401 of a genuine token (its signature verified, so its user and session are
+    /// known) that is refused: expired, or its session unknown, ended or from before
+    /// MFA. The refusal is recorded as an access event (`authenticate` on the `session`,
+    /// outcome `denied`) before the answer; if that append fails the 401 stands and the
+    /// failure is logged.
+    async fn refuse_known(
+        &self,
+        ctx: &Ctx,
+        (user, session): (UserId, SessionId),
+        why: &'static str,
+    ) -> IdentityError {
+        let event = AccessEvent::AccessRecorded {
+            action: AuditAction::Authenticate,
+            resource_type: ResourceType::Session,
+            resource_id: session.0,
+            outcome: Outcome::Denied,
+            service: API_SERVICE.to_owned(),
+            endpoint: ctx.command.clone(),
+            emergency: false,
+            grant_id: None,
+        };
+        let meta = ctx.metadata_for_user(user);
+        if let Err((stream, e)) = crate::access_log::append(self.store(), event, meta).await {
+            tracing::error!(error = %e, stream_id = %stream, "refused token not recorded");
+        }
+        IdentityError::Unauthenticated(why)
     }
 
     /// Rotates a refresh token: the old one is spent, a new pair is issued. A spent

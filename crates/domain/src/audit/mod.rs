@@ -45,11 +45,14 @@ pub enum Action {
     Revoke,
     /// An erasure decided.
     Erase,
+    /// A request authenticated with a token (recorded when a genuine token of a known
+    /// user is refused: expired, or its session revoked or ended).
+    Authenticate,
 }
 
 impl Action {
     /// Every action.
-    pub const ALL: [Action; 9] = [
+    pub const ALL: [Action; 10] = [
         Action::Read,
         Action::Create,
         Action::Update,
@@ -59,6 +62,7 @@ impl Action {
         Action::Grant,
         Action::Revoke,
         Action::Erase,
+        Action::Authenticate,
     ];
 
     /// The snake_case name, as stored and in the audit API.
@@ -73,6 +77,7 @@ impl Action {
             Action::Grant => "grant",
             Action::Revoke => "revoke",
             Action::Erase => "erase",
+            Action::Authenticate => "authenticate",
         }
     }
 
@@ -124,16 +129,19 @@ pub enum ResourceType {
     Consent,
     /// A data-subject request.
     Dsr,
+    /// A login session (a token presented on a session that has ended).
+    Session,
 }
 
 impl ResourceType {
     /// Every resource type.
-    pub const ALL: [ResourceType; 5] = [
+    pub const ALL: [ResourceType; 6] = [
         ResourceType::Patient,
         ResourceType::ClinicalRecord,
         ResourceType::Organization,
         ResourceType::Consent,
         ResourceType::Dsr,
+        ResourceType::Session,
     ];
 
     /// The snake_case name, as stored and in the audit API.
@@ -144,6 +152,7 @@ impl ResourceType {
             ResourceType::Organization => "organization",
             ResourceType::Consent => "consent",
             ResourceType::Dsr => "dsr",
+            ResourceType::Session => "session",
         }
     }
 }
@@ -154,7 +163,8 @@ impl ResourceType {
 pub enum Outcome {
     /// Allowed and answered.
     Success,
-    /// Refused by the policy (403, or a 404 the policy decided).
+    /// Refused: by the policy (403, or a 404 the policy decided), or a genuine token
+    /// refused (401).
     Denied,
     /// Allowed but failed.
     Failure,
