@@ -198,11 +198,11 @@ impl Clinical {
         resource: impl FnOnce(&'a PatientFacts) -> Resource<'a>,
     ) -> Result<Grounds, ClinicalError> {
         let now: DateTime<Utc> = ctx.now;
-        let emergency: Vec<EmergencyFacts> =
-            inline::emergency_grants(self.pool(), facts.patient_id, caller.actor.user_id, now)
-                .await?;
-        let consents: Vec<ConsentFacts> =
-            carelog_store::consent::consent_facts(self.pool(), facts.patient_id).await?;
+        // Both read current state, concurrently (two connections, one round trip of wait).
+        let (emergency, consents): (Vec<EmergencyFacts>, Vec<ConsentFacts>) = tokio::try_join!(
+            inline::emergency_grants(self.pool(), facts.patient_id, caller.actor.user_id, now),
+            carelog_store::consent::consent_facts(self.pool(), facts.patient_id),
+        )?;
         let decision = decide(
             &caller.principal,
             action,

@@ -283,14 +283,19 @@ impl Clinical {
         position: Position,
         version: StreamVersion,
     ) -> Result<PatientView, ClinicalError> {
-        if self.wait_for(PATIENTS_PROJECTION, position).await? {
-            if let Some(view) = read_models::get_patient(self.pool(), id)
+        // The row first: when it already reflects `version` (the usual case) no wait and
+        // no checkpoint query; else wait (bounded) for the projection and read it again.
+        let fresh = |r: &read_models::PatientRow| r.version >= version;
+        let mut row = read_models::get_patient(self.pool(), id)
+            .await?
+            .filter(fresh);
+        if row.is_none() && self.wait_for(PATIENTS_PROJECTION, position).await? {
+            row = read_models::get_patient(self.pool(), id)
                 .await?
-                .filter(|r| r.version >= version)
-                .and_then(row_view)
-            {
-                return Ok(view);
-            }
+                .filter(fresh);
+        }
+        if let Some(view) = row.and_then(row_view) {
+            return Ok(view);
         }
         let (state, history) = self.load_patient(id).await?;
         let org = state.org_id.ok_or(ClinicalError::NotFound)?;

@@ -129,17 +129,22 @@ impl Clinical {
         id: RecordId,
         access: &RecordAccess,
     ) -> Result<RecordView, ClinicalError> {
-        if self
-            .wait_for(RECORDS_PROJECTION, access.record.position)
+        // The row first, as for a patient: no wait and no checkpoint query when it is fresh.
+        let fresh = |r: &read_models::RecordRow| r.version >= access.record.version;
+        let mut row = read_models::get_record(self.pool(), id)
             .await?
-        {
-            if let Some(view) = read_models::get_record(self.pool(), id)
+            .filter(fresh);
+        if row.is_none()
+            && self
+                .wait_for(RECORDS_PROJECTION, access.record.position)
                 .await?
-                .filter(|r| r.version >= access.record.version)
-                .and_then(row_view)
-            {
-                return Ok(view);
-            }
+        {
+            row = read_models::get_record(self.pool(), id)
+                .await?
+                .filter(fresh);
+        }
+        if let Some(view) = row.and_then(row_view) {
+            return Ok(view);
         }
         let (state, facts) = self.load_record(id).await?;
         current_view(&state, &facts).ok_or(ClinicalError::NotFound)
