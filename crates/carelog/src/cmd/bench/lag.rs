@@ -110,6 +110,8 @@ async fn delete_streams(nats_url: &str, prefix: &str) -> Result<()> {
 struct Pipeline {
     stop: Option<tokio::sync::watch::Sender<bool>>,
     tasks: Vec<JoinHandle<()>>,
+    /// The relay's progress (its checkpoint, in process: read for free).
+    relay: carelog_bus::RelayStatus,
 }
 
 impl Pipeline {
@@ -137,6 +139,7 @@ impl Pipeline {
             Box::new(AuditFeed),
             carelog_projector::ProjectorConfig::default(),
         )?;
+        let relay_status = relay.status();
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let until = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|s| *s).await;
@@ -148,6 +151,7 @@ impl Pipeline {
         Ok(Self {
             stop: Some(stop),
             tasks,
+            relay: relay_status,
         })
     }
 
@@ -205,25 +209,37 @@ impl Timeline {
 }
 
 /// Reads `max(position)` of `audit_feed` on a connection of its own every
-/// [`WATCH_EVERY`] until `stop`, keeping each change.
-async fn watch_feed(scratch_url: String, stop: Arc<AtomicBool>) -> Result<Timeline> {
+/// [`WATCH_EVERY`] until `stop`, keeping each change; and, at the same ticks, the relay's
+/// checkpoint (the last position JetStream acknowledged and the relay saved).
+async fn watch_feed(
+    scratch_url: String,
+    stop: Arc<AtomicBool>,
+    relay: carelog_bus::RelayStatus,
+) -> Result<(Timeline, Timeline)> {
     use sqlx::Connection as _;
     let mut conn = sqlx::PgConnection::connect(&scratch_url)
         .await
         .context("connecting the watcher")?;
     let mut seen = Vec::with_capacity(200_000);
+    let mut published = Vec::with_capacity(200_000);
     let mut last = -1;
+    let mut last_published = -1;
     let mut tick = tokio::time::interval(WATCH_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     while !stop.load(Ordering::Relaxed) {
         tick.tick().await;
+        let relayed = relay.checkpoint().0;
+        if relayed > last_published {
+            published.push((Instant::now(), relayed));
+            last_published = relayed;
+        }
         let head = feed_head(&mut conn).await?;
         if head > last {
             seen.push((Instant::now(), head));
             last = head;
         }
     }
-    Ok(Timeline { seen })
+    Ok((Timeline { seen }, Timeline { seen: published }))
 }
 
 /// One steady-load append.
@@ -254,6 +270,10 @@ struct LagReport {
     watcher_reads: usize,
     lag: Percentiles,
     append: Percentiles,
+    /// Append start → the relay's checkpoint holds it (published).
+    relayed: Percentiles,
+    /// Relay checkpoint → visible in audit_feed.
+    projected: Percentiles,
 }
 
 /// When writer `writer` of `writers` must start its `n`-th append, for `rate` events/s
@@ -315,7 +335,11 @@ async fn lag_in(scratch: &Scratch, args: &LagArgs, prefix: &str) -> Result<LagRe
         writers_label(args.writers)
     ));
     let stop_watch = Arc::new(AtomicBool::new(false));
-    let watcher = tokio::spawn(watch_feed(scratch.url.clone(), Arc::clone(&stop_watch)));
+    let watcher = tokio::spawn(watch_feed(
+        scratch.url.clone(),
+        Arc::clone(&stop_watch),
+        pipeline.relay.clone(),
+    ));
     let event_type = EventType::try_from("BenchEvent").context("event type BenchEvent")?;
     let start = Instant::now() + Duration::from_millis(200);
     let length = Duration::from_secs(args.seconds);
@@ -390,7 +414,7 @@ async fn lag_in(scratch: &Scratch, args: &LagArgs, prefix: &str) -> Result<LagRe
         None => wait_for_feed(&pool, last).await,
     };
     stop_watch.store(true, Ordering::Relaxed);
-    let timeline = watcher.await.context("the watcher panicked")??;
+    let (timeline, relayed_at) = watcher.await.context("the watcher panicked")??;
     caught_up?;
     pipeline.stop().await;
     drop(store);
@@ -403,6 +427,8 @@ async fn lag_in(scratch: &Scratch, args: &LagArgs, prefix: &str) -> Result<LagRe
         .collect();
     let mut lags = Vec::with_capacity(counted.len());
     let mut appends = Vec::with_capacity(counted.len());
+    let mut relayed = Vec::with_capacity(counted.len());
+    let mut projected = Vec::with_capacity(counted.len());
     for s in &counted {
         let seen = timeline
             .visible_at(s.position)
@@ -410,6 +436,11 @@ async fn lag_in(scratch: &Scratch, args: &LagArgs, prefix: &str) -> Result<LagRe
         let us = |d: Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
         lags.push(us(seen.saturating_duration_since(s.started)));
         appends.push(us(s.ended.saturating_duration_since(s.started)));
+        // The relay's checkpoint is sampled at the same ticks; a position the watcher saw
+        // in the feed before the relay's sample moved counts as relayed when it was seen.
+        let out = relayed_at.visible_at(s.position).unwrap_or(seen).min(seen);
+        relayed.push(us(out.saturating_duration_since(s.started)));
+        projected.push(us(seen.saturating_duration_since(out)));
     }
     let late = counted
         .iter()
@@ -432,6 +463,8 @@ async fn lag_in(scratch: &Scratch, args: &LagArgs, prefix: &str) -> Result<LagRe
         watcher_reads: timeline.seen.len(),
         lag: Percentiles::of(&mut lags),
         append: Percentiles::of(&mut appends),
+        relayed: Percentiles::of(&mut relayed),
+        projected: Percentiles::of(&mut projected),
     })
 }
 
@@ -465,6 +498,16 @@ impl LagReport {
             &self.lag,
         );
         row("append call alone (commit)", self.achieved, &self.append);
+        row(
+            "hop 1: append → published (in the relay's checkpoint)",
+            self.achieved,
+            &self.relayed,
+        );
+        row(
+            "hop 2: published → visible in audit_feed (JetStream, projector)",
+            self.achieved,
+            &self.projected,
+        );
         out
     }
 
@@ -512,7 +555,9 @@ impl LagReport {
              connection of its own, reads `max(position)` of `audit_feed` ≥ the event's \
              position (the projector applies in position order). The watcher reads every \
              {every} ms ({reads} changes seen), so each lag is overstated by up to about 1 ms \
-             plus one query.\n\
+             plus one query. The relay's checkpoint is sampled at the same ticks (in \
+             process), splitting the lag into its two hops; the percentiles of the hops do \
+             not add up to those of the whole.\n\
              \n\
              {table}\n\
              {interpretation}\n\
