@@ -520,3 +520,148 @@ async fn auditors_see_no_phi_org_auditors_only_their_org_and_entries_cannot_chan
         assert!(r.header("allow").is_some(), "{method} {path}: Allow");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn totals_are_exact_up_to_the_cap_and_say_so_and_ranged_pages_keep_log_order() {
+    use carelog_store::audit::{self, AuditFilter, Total};
+
+    let app = TestApp::spawn_full().await;
+    let clinic = app.clinic("Capped Clinic").await;
+    let doctor = &clinic.doctor;
+    let patient = app
+        .new_patient(clinic.id, clinic.staff.token(), "Thistlewood", None)
+        .await;
+    let patient_id: Uuid = patient["id"].as_str().unwrap().parse().unwrap();
+    for title in ["Gout", "Sciatica", "Tinnitus"] {
+        app.new_record(patient_id, doctor.token(), title).await;
+    }
+    caught_up(&app).await;
+    let auditor = app.platform_user(Role::AppAuditor).await;
+    let t = auditor.token.as_str();
+    caught_up(&app).await;
+
+    // What the doctor did, as the log says: the total is exact and says so.
+    let expected = log_ids(&app, "metadata->>'actor_id' = $1", &doctor.id().to_string()).await;
+    let n = expected.len() as i64;
+    assert!(n >= 3, "{n} entries of the doctor");
+    let path = format!("/api/clinical/audit/search?user_id={}", doctor.id());
+    let r = app.get(&path, Some(t)).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(r.body["meta"]["total"], json!(n), "{:?}", r.body["meta"]);
+    assert_eq!(r.body["meta"]["total_exact"], json!(true));
+    // Lists that count exactly do not carry the field.
+    let patients = app
+        .get(
+            &format!("/api/organizations/{}/patients", clinic.id),
+            Some(clinic.staff.token()),
+        )
+        .await;
+    assert_eq!(patients.status, 200, "{:?}", patients.body);
+    assert!(patients.body["meta"]["total"].is_u64());
+    assert!(patients.body["meta"].get("total_exact").is_none());
+
+    // The store's count, capped below, at and above the number of matches.
+    let filter = AuditFilter {
+        actor_id: Some(doctor.id()),
+        ..AuditFilter::default()
+    };
+    let count = |cap| {
+        let (pool, filter) = (app.db.pool.clone(), filter.clone());
+        async move { audit::count(&pool, &filter, cap).await.unwrap() }
+    };
+    assert_eq!(
+        count(n - 1).await,
+        Total {
+            value: n - 1,
+            exact: false
+        }
+    );
+    assert_eq!(
+        count(1).await,
+        Total {
+            value: 1,
+            exact: false
+        }
+    );
+    assert_eq!(
+        count(n).await,
+        Total {
+            value: n,
+            exact: true
+        }
+    );
+    assert_eq!(
+        count(audit::TOTAL_CAP).await,
+        Total {
+            value: n,
+            exact: true
+        }
+    );
+    // The cap bounds the count only: the pages still reach every entry.
+    let all = audit::search(&app.db.pool, &filter, 100, 0).await.unwrap();
+    assert_eq!(all.len() as i64, n);
+    let platform = audit::count(&app.db.pool, &AuditFilter::default(), 2)
+        .await
+        .unwrap();
+    assert_eq!(
+        platform,
+        Total {
+            value: 2,
+            exact: false
+        }
+    );
+
+    // A date range (with an action or not), page by page of 2: log order across the
+    // pages, every entry once, and each page's total exact.
+    let (from, to): (chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>) =
+        sqlx::query_as(
+            "SELECT min(recorded_at), max(recorded_at) FROM events \
+             WHERE metadata->>'actor_id' = $1",
+        )
+        .bind(doctor.id().to_string())
+        .fetch_one(&app.db.pool)
+        .await
+        .unwrap();
+    let fmt = |t: chrono::DateTime<chrono::Utc>| {
+        t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+            .replace('+', "%2B")
+    };
+    for query in [
+        format!("action=create&from={}&to={}", fmt(from), fmt(to)),
+        format!("user_id={}&from={}&to={}", doctor.id(), fmt(from), fmt(to)),
+    ] {
+        let mut positions = Vec::new();
+        let mut ids = Vec::new();
+        let mut total = None;
+        for page in 1.. {
+            let r = app
+                .get(
+                    &format!("/api/clinical/audit/search?{query}&page={page}&limit=2"),
+                    Some(t),
+                )
+                .await;
+            assert_eq!(r.status, 200, "{query}: {:?}", r.body);
+            assert_eq!(r.body["meta"]["total_exact"], json!(true), "{query}");
+            total = Some(r.body["meta"]["total"].as_u64().unwrap());
+            let items = r.body["data"].as_array().unwrap().clone();
+            if items.is_empty() {
+                break;
+            }
+            for e in &items {
+                positions.push(e["position"].as_i64().unwrap());
+                ids.push(e["id"].as_str().unwrap().to_owned());
+            }
+        }
+        assert!(positions.len() >= 2, "{query}: {positions:?}");
+        assert!(
+            positions.windows(2).all(|w| w[0] < w[1]),
+            "{query}: not in log order: {positions:?}"
+        );
+        assert_eq!(Some(positions.len() as u64), total, "{query}");
+        assert_eq!(
+            ids.iter().collect::<BTreeSet<_>>().len(),
+            ids.len(),
+            "{query}"
+        );
+    }
+}

@@ -24,8 +24,13 @@ pub struct Meta {
     pub page: u32,
     /// The page size asked for.
     pub limit: u32,
-    /// How many items there are in all.
+    /// How many items there are in all; where `total_exact` is false, a lower bound
+    /// (the count stopped there).
     pub total: u64,
+    /// Set by lists that cap their count (the audit entries): whether `total` is the
+    /// exact number of items (false: there are more than `total`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub total_exact: Option<bool>,
 }
 
 impl Meta {
@@ -35,6 +40,15 @@ impl Meta {
             page: page.page,
             limit: page.limit,
             total,
+            total_exact: None,
+        }
+    }
+
+    /// The meta of `page` of a list whose count stopped at `total` unless `exact`.
+    pub fn counted(page: Page, total: u64, exact: bool) -> Self {
+        Self {
+            total_exact: Some(exact),
+            ..Self::new(page, total)
         }
     }
 }

@@ -1,21 +1,5 @@
--- How many audit entries audit_search.sql would list over all pages (same parameters
--- $1..$8, same WHERE).
+-- (After audit_filter.sql.) How many entries match, counted up to $9 + 1 only: a total
+-- above $9 is "more than $9" (crates/store::audit::Total), so a broad filter costs the
+-- reading of $9 + 1 index entries, not of the whole table.
 SELECT count(*)
-FROM audit_feed f
-WHERE ($1::text IS NULL OR f.action = $1)
-  AND ($2::text IS NULL OR f.resource_type = $2)
-  AND ($3::text IS NULL OR f.resource_id = $3)
-  AND ($4::uuid IS NULL OR f.actor_id = $4)
-  AND ($5::text IS NULL OR f.outcome = $5)
-  AND ($6::timestamptz IS NULL OR f.recorded_at >= $6)
-  AND ($7::timestamptz IS NULL OR f.recorded_at <= $7)
-  -- Scope: NULL is platform-wide; else entries within these organisations, and entries
-  -- about their patients and their patients' records.
-  AND ($8::uuid[] IS NULL
-       OR f.org_id = ANY($8)
-       OR (f.resource_type = 'patient' AND EXISTS (
-             SELECT 1 FROM patient_index p
-             WHERE p.patient_id::text = f.resource_id AND p.org_id = ANY($8)))
-       OR (f.resource_type = 'clinical_record' AND EXISTS (
-             SELECT 1 FROM record_index r JOIN patient_index p ON p.patient_id = r.patient_id
-             WHERE r.record_id::text = f.resource_id AND p.org_id = ANY($8))))
+FROM (SELECT 1 FROM matched LIMIT $9::bigint + 1) capped

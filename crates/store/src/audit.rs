@@ -112,14 +112,57 @@ fn bind_filter<'q>(
         .bind(f.orgs.as_deref())
 }
 
-/// One page of the entries matching `filter`, in log order (`crates/store/sql/audit_search.sql`).
+/// The most an audit list counts exactly: beyond it the total is "more than this"
+/// ([`Total::exact`] false). Counting stops there, so a broad filter over a large feed
+/// costs the reading of this many index entries, not of the whole table.
+pub const TOTAL_CAP: i64 = 10_000;
+
+/// How many entries match a filter, counted up to a cap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Total {
+    /// The number of matching entries, or the cap when there are more.
+    pub value: i64,
+    /// Whether `value` is the number of matching entries (false: there are more).
+    pub exact: bool,
+}
+
+impl Total {
+    /// The total of `counted` matches (at most `cap + 1` of them were counted).
+    pub fn capped(counted: i64, cap: i64) -> Self {
+        Self {
+            value: counted.min(cap),
+            exact: counted <= cap,
+        }
+    }
+}
+
+/// One page of the matching entries (`$9` limit, `$10` offset): `audit_filter.sql` (a
+/// `WITH matched AS (…)` clause of the entries a filter matches, parameters `$1..$8`:
+/// the one place of the filter) then `audit_search.sql`.
+pub const SEARCH_SQL: &str = concat!(
+    include_str!("../sql/audit_filter.sql"),
+    include_str!("../sql/audit_search.sql")
+);
+
+/// How many entries match, counting at most `$9 + 1`: `audit_filter.sql` then
+/// `audit_search_count.sql`.
+pub const COUNT_SQL: &str = concat!(
+    include_str!("../sql/audit_filter.sql"),
+    include_str!("../sql/audit_search_count.sql")
+);
+
+/// One page of the entries matching `filter`, in log order ([`SEARCH_SQL`]).
+///
+/// The statement is not kept prepared: it is planned with its parameters each time, so
+/// the filters not given fold away and the plan uses the indexes of the ones given (a
+/// generic plan, which PostgreSQL may switch a prepared statement to, could not).
 pub async fn search(
     db: impl PgExecutor<'_>,
     filter: &AuditFilter,
     limit: i64,
     offset: i64,
 ) -> Result<Vec<AuditEntry>, StoreError> {
-    let q = bind_filter(sqlx::query(include_str!("../sql/audit_search.sql")), filter)
+    let q = bind_filter(sqlx::query(SEARCH_SQL).persistent(false), filter)
         .bind(limit)
         .bind(offset);
     let rows = q.fetch_all(db).await?;
@@ -128,14 +171,64 @@ pub async fn search(
         .collect()
 }
 
-/// How many entries match `filter` (`crates/store/sql/audit_search_count.sql`).
-pub async fn count(db: impl PgExecutor<'_>, filter: &AuditFilter) -> Result<i64, StoreError> {
+/// How many entries match `filter`, exactly up to `cap` ([`COUNT_SQL`]; the API uses
+/// [`TOTAL_CAP`]). Planned with its parameters each time, as [`search`].
+pub async fn count(
+    db: impl PgExecutor<'_>,
+    filter: &AuditFilter,
+    cap: i64,
+) -> Result<Total, StoreError> {
     use sqlx::Row as _;
-    let row = bind_filter(
-        sqlx::query(include_str!("../sql/audit_search_count.sql")),
-        filter,
-    )
-    .fetch_one(db)
-    .await?;
-    Ok(row.try_get(0)?)
+    let cap = cap.max(0);
+    let row = bind_filter(sqlx::query(COUNT_SQL).persistent(false), filter)
+        .bind(cap)
+        .fetch_one(db)
+        .await?;
+    Ok(Total::capped(row.try_get(0)?, cap))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FILTER_SQL: &str = include_str!("../sql/audit_filter.sql");
+
+    #[test]
+    fn a_count_over_the_cap_is_the_cap_and_not_exact() {
+        assert_eq!(
+            Total::capped(0, 10),
+            Total {
+                value: 0,
+                exact: true
+            }
+        );
+        assert_eq!(
+            Total::capped(10, 10),
+            Total {
+                value: 10,
+                exact: true
+            }
+        );
+        assert_eq!(
+            Total::capped(11, 10),
+            Total {
+                value: 10,
+                exact: false
+            }
+        );
+    }
+
+    #[test]
+    fn both_statements_follow_the_one_filter() {
+        for sql in [SEARCH_SQL, COUNT_SQL] {
+            assert!(sql.starts_with(FILTER_SQL));
+            let rest = &sql[FILTER_SQL.len()..];
+            assert!(!rest.contains("audit_feed f\n"), "a second filter:\n{rest}");
+            assert!(rest.contains("FROM matched"));
+        }
+        // The filter's parameters, then the statement's own.
+        assert!(FILTER_SQL.contains("$8") && !FILTER_SQL.contains("$9"));
+        assert!(COUNT_SQL.contains("$9") && !COUNT_SQL.contains("$10"));
+        assert!(SEARCH_SQL.contains("$10") && !SEARCH_SQL.contains("$11"));
+    }
 }

@@ -18,7 +18,9 @@ use crate::extract::{Page, Path};
 use crate::openapi::{ErrorBody, ListBody};
 use crate::state::AppState;
 
-/// One page of the entries matching `filter`, scoped to the caller.
+/// One page of the entries matching `filter`, scoped to the caller. The total is
+/// counted up to [`audit::TOTAL_CAP`]: above it, `total` is the cap and `total_exact`
+/// false.
 async fn page_of(
     state: &AppState,
     auth: &Authenticated,
@@ -26,13 +28,14 @@ async fn page_of(
     page: Page,
 ) -> Result<ApiResponse<Vec<AuditEntryDto>>, ApiError> {
     filter.orgs = super::scope(state, auth).await?;
-    let total = audit::count(&state.pool, &filter).await?;
+    let total = audit::count(&state.pool, &filter, audit::TOTAL_CAP).await?;
     let items = audit::search(&state.pool, &filter, i64::from(page.limit), page.offset())
         .await?
         .into_iter()
         .map(AuditEntryDto::from)
         .collect();
-    Ok(ApiResponse::list(items, Meta::new(page, total.max(0) as u64)).no_store())
+    let meta = Meta::counted(page, total.value.max(0) as u64, total.exact);
+    Ok(ApiResponse::list(items, meta).no_store())
 }
 
 /// The entries about one resource (`resource_type`: patient, clinical_record, user,
