@@ -236,11 +236,16 @@ impl Projection for AuditFeed {
 
     /// The bulk fill drops the twin's indexes and constraints first
     /// (`projections/audit_feed_rebuild_bulk.sql`) and gives them back, as the live table
-    /// defines them, after (`projections/audit_feed_rebuild_indexes.sql`).
+    /// defines them, after (`projections/audit_feed_rebuild_indexes.sql`, or the same
+    /// statements on several connections: [`BulkSql::parallel_indexes`]).
     fn bulk_sql(&self) -> Option<BulkSql> {
         Some(BulkSql {
             before: include_str!("../../../projections/audit_feed_rebuild_bulk.sql"),
             after: include_str!("../../../projections/audit_feed_rebuild_indexes.sql"),
+            // The same indexes, built by several connections at once (faster on two
+            // cores and more: PostgreSQL builds one index with one process, plus at most
+            // its parallel maintenance workers for the large ones).
+            parallel_indexes: Some(Self::NAME),
         })
     }
 

@@ -35,7 +35,7 @@ pub use audit_feed::AuditFeed;
 pub use clinical_records::ClinicalRecords;
 pub use dlq::DlqError;
 pub use patients::Patients;
-pub use rebuild::{rebuild, RebuildError, RebuildReport};
+pub use rebuild::{rebuild, RebuildError, RebuildReport, RebuildTimings};
 pub use runtime::{Projector, ProjectorConfig};
 
 /// A boxed future, for the object-safe [`Projection::apply`].
@@ -221,6 +221,10 @@ pub struct BulkSql {
     pub before: &'static str,
     /// Run on the filled twins, before the catch-up and the swap.
     pub after: &'static str,
+    /// Instead of `after`: the live table (in `public`) whose constraints and indexes the
+    /// twin `carelog_rebuild.<table>` gets back, as `after` would give them, built on
+    /// several connections at once (`crates/store/sql/read_twin_index_ddl.sql`).
+    pub parallel_indexes: Option<&'static str>,
 }
 
 /// A shared projection is the projection it shares (the registry hands out `Arc`s).

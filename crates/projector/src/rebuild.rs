@@ -30,7 +30,9 @@ use std::time::{Duration, Instant};
 
 use carelog_domain::{EventId, Position};
 use carelog_store::projector as pstore;
+use carelog_store::read::ReplayHorizon;
 use carelog_store::{EventStore, Opened, StoreError, StoredEvent, Vault};
+use futures::StreamExt as _;
 use sqlx::{Connection as _, PgPool};
 use tokio::sync::mpsc;
 
@@ -40,6 +42,10 @@ use crate::{BatchApplyError, Projection};
 const BATCH: i64 = 10_000;
 /// Batches each stage may hold ready ahead of the next one.
 const PREFETCH: usize = 2;
+/// Position ranges read at once below the replay's horizon (see [`read_ahead`]).
+const READERS: usize = 2;
+/// Indexes of a twin built at once after a bulk fill ([`build_twin_indexes`]).
+const INDEX_BUILDERS: usize = 2;
 /// Pause before reading again when in-flight transactions hold the next rows back.
 const HELD_BACK_PAUSE: std::time::Duration = std::time::Duration::from_millis(20);
 
@@ -77,6 +83,29 @@ pub struct RebuildReport {
     pub skipped: u64,
     /// The projection's checkpoint after the swap.
     pub checkpoint: Position,
+    /// Where the time went.
+    pub timings: RebuildTimings,
+}
+
+/// Where a rebuild's time went: wall-clock spans of its steps, and how long each task of
+/// the pipelined fill was busy (they overlap, so their busy times add up to more than
+/// the fill's span).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RebuildTimings {
+    /// Creating the empty twins (and dropping their indexes for a bulk fill).
+    pub prepare: Duration,
+    /// The pipelined fill of the twins (read, open, apply).
+    pub fill: Duration,
+    /// Reading the log (waiting for PostgreSQL and decoding rows).
+    pub read_busy: Duration,
+    /// Looking up keys and opening payloads.
+    pub open_busy: Duration,
+    /// Applying batches to the twins (building rows, `COPY`, commits).
+    pub apply_busy: Duration,
+    /// Giving the twins their indexes back after a bulk fill.
+    pub index: Duration,
+    /// Catching up to the live checkpoint and swapping, under the projection's lock.
+    pub catch_up_and_swap: Duration,
 }
 
 /// Rebuilds `projection` from the log; `progress(done, total)` is told after each batch.
@@ -96,25 +125,24 @@ pub async fn rebuild(
     if let Some(bulk) = bulk {
         pstore::rebuild_script(pool, bulk.before).await?;
     }
-    let total = carelog_store::projector_status::status(pool, name)
-        .await?
-        .head
-        .max(0) as u64;
+    // Read up to the head known now. An empty gap-safe read does not mean the end: a
+    // transaction still in flight anywhere in the cluster holds later rows back (their
+    // snapshot xmin), so wait for them rather than swap in a table that misses them.
+    let horizon = carelog_store::read::horizon(pool).await?;
+    let total = horizon.head.0.max(0) as u64;
+    let prepared = started.elapsed();
     let mut report = RebuildReport {
         applied: 0,
         skipped: 0,
         checkpoint: Position::START,
+        timings: RebuildTimings::default(),
     };
     let mut cursor = Position::START;
-    // Read up to the head known now. An empty gap-safe read does not mean the end: a
-    // transaction still in flight anywhere in the cluster holds later rows back (their
-    // snapshot xmin), so wait for them rather than swap in a table that misses them.
-    let target = Position(total as i64);
     let (sender, read) = mpsc::channel(PREFETCH);
     let reader = AbortOnDrop(tokio::spawn(read_ahead(
         pool.clone(),
-        cursor,
-        target,
+        horizon,
+        horizon.head,
         sender,
     )));
     let (sender, mut opened) = mpsc::channel(PREFETCH);
@@ -130,6 +158,16 @@ pub async fn rebuild(
         let batch = batch?;
         let began = Instant::now();
         let mut tx = pool.begin().await?;
+        // The fill's commits need not wait for their WAL to reach the disk: they only
+        // write the twins in `carelog_rebuild`, which nothing reads, and a crash that
+        // loses some of them loses a twin the next rebuild drops anyway (the prepare
+        // script starts from empty twins). The swap's transaction below keeps the
+        // default (`synchronous_commit = on`): its commit flushes the WAL up to its own
+        // commit record, so every fill commit before it is durable by then, and the live
+        // tables are never replaced by a twin missing rows.
+        sqlx::query("SET LOCAL synchronous_commit = off")
+            .execute(&mut *tx)
+            .await?;
         pstore::rebuild_search_path(&mut tx).await?;
         apply_all(&mut tx, projection, Stage::Fill, &batch, &mut report).await?;
         tx.commit().await?;
@@ -141,7 +179,10 @@ pub async fn rebuild(
     let opening = opener.join().await;
     let filled = started.elapsed();
     if let Some(bulk) = bulk {
-        pstore::rebuild_script(pool, bulk.after).await?;
+        match bulk.parallel_indexes {
+            Some(table) => build_twin_indexes(pool, table).await?,
+            None => pstore::rebuild_script(pool, bulk.after).await?,
+        }
     }
     let indexed = started.elapsed();
 
@@ -168,6 +209,16 @@ pub async fn rebuild(
     report.checkpoint = live.max(cursor);
     pstore::save_checkpoint(&mut tx, name, report.checkpoint).await?;
     tx.commit().await?;
+    let t = RebuildTimings {
+        prepare: prepared,
+        fill: filled - prepared,
+        read_busy: reading.unwrap_or_default(),
+        open_busy: opening.unwrap_or_default(),
+        apply_busy: applying,
+        index: indexed - filled,
+        catch_up_and_swap: started.elapsed() - indexed,
+    };
+    report.timings = t;
     let ms = |d: Duration| d.as_millis() as u64;
     tracing::info!(
         projection = %name,
@@ -175,15 +226,71 @@ pub async fn rebuild(
         skipped = report.skipped,
         checkpoint = report.checkpoint.0,
         total_ms = ms(started.elapsed()),
-        fill_ms = ms(filled),
-        read_busy_ms = ms(reading.unwrap_or_default()),
-        open_busy_ms = ms(opening.unwrap_or_default()),
-        apply_busy_ms = ms(applying),
-        index_ms = ms(indexed - filled),
-        catch_up_and_swap_ms = ms(started.elapsed() - indexed),
+        prepare_ms = ms(t.prepare),
+        fill_ms = ms(t.fill),
+        read_busy_ms = ms(t.read_busy),
+        open_busy_ms = ms(t.open_busy),
+        apply_busy_ms = ms(t.apply_busy),
+        index_ms = ms(t.index),
+        catch_up_and_swap_ms = ms(t.catch_up_and_swap),
         "projection rebuilt"
     );
     Ok(report)
+}
+
+/// Gives the filled twin `carelog_rebuild.<table>` the constraints and indexes of the live
+/// `table`, [`INDEX_BUILDERS`] indexes at a time (each on its own connection, in its own
+/// transaction with more sort memory), then attaches the primary key and unique
+/// constraints to their indexes. A duplicate fails here, and the live table stays as it
+/// was.
+async fn build_twin_indexes(pool: &PgPool, table: &str) -> Result<(), RebuildError> {
+    let twin = format!("carelog_rebuild.\"{}\"", table.replace('"', "\"\""));
+    let ddl = carelog_store::read::twin_index_ddl(pool, table, &twin).await?;
+    let (builds, attach): (Vec<_>, Vec<_>) = ddl.into_iter().partition(|(phase, _)| *phase == 0);
+    let queue = std::sync::Arc::new(std::sync::Mutex::new(
+        builds.into_iter().map(|(_, sql)| sql).collect::<Vec<_>>(),
+    ));
+    let builders: Vec<_> = (0..INDEX_BUILDERS)
+        .map(|_| {
+            let (pool, queue) = (pool.clone(), queue.clone());
+            AbortOnDrop(tokio::spawn(build_indexes_from(pool, queue)))
+        })
+        .collect();
+    for builder in builders {
+        match builder.join().await {
+            Some(built) => built?,
+            None => {
+                return Err(RebuildError::Store(StoreError::Database(
+                    sqlx::Error::WorkerCrashed,
+                )))
+            }
+        }
+    }
+    let mut tx = pool.begin().await?;
+    for (_, sql) in attach {
+        sqlx::query(&sql).execute(&mut *tx).await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// One builder of [`build_twin_indexes`]: runs statements taken from `queue` until it is
+/// empty, in one transaction with more sort memory.
+async fn build_indexes_from(
+    pool: PgPool,
+    queue: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+) -> Result<(), sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let conn: &mut sqlx::PgConnection = &mut tx;
+    sqlx::query("SELECT set_config('maintenance_work_mem', '256MB', true)")
+        .execute(&mut *conn)
+        .await?;
+    loop {
+        let next = queue.lock().map_or(None, |mut q| q.pop());
+        let Some(sql) = next else { break };
+        sqlx::query(&sql).execute(&mut *conn).await?;
+    }
+    tx.commit().await
 }
 
 /// Event ids the live projection set aside (failed or waiting dead letters).
@@ -198,16 +305,66 @@ async fn set_aside(
         .collect())
 }
 
-/// Reads the log after `cursor` up to `target` (gap-safe, [`BATCH`] at a time) into
-/// `batches`, ahead of the opener; stops at the first error (sent on) or when the
-/// opener hangs up. Returns the time spent reading.
+/// Reads the log up to `horizon.head`, then on up to `target`, into `batches`, ahead of
+/// the opener; stops at the first error (sent on) or when the opener hangs up. Returns
+/// the time spent reading (summed over the concurrent readers).
+///
+/// First [`READERS`] readers at once read the position ranges of [`BATCH`] that tile
+/// `(START, horizon.head]` ([`carelog_store::read::range_bulk`]), handed on in position
+/// order, until the first row of a transaction not older than the horizon's xmin: up to
+/// there the ranges hold exactly one gap-safe page of the horizon's snapshot (the proof
+/// is on [`carelog_store::read::ReplayHorizon`]). From the last event kept, ordinary
+/// gap-safe pages ([`carelog_store::read::all_bulk`]) read on up to `target`.
 async fn read_ahead(
     pool: PgPool,
-    mut cursor: Position,
+    horizon: ReplayHorizon,
     target: Position,
     batches: mpsc::Sender<Result<Vec<StoredEvent>, StoreError>>,
 ) -> Duration {
     let mut busy = Duration::ZERO;
+    let mut cursor = Position::START;
+    let ranges = (0..)
+        .map(|i| Position(i * BATCH))
+        .take_while(|start| *start < horizon.head)
+        .map(|start| (start, Position((start.0 + BATCH).min(horizon.head.0))));
+    let mut ranges = futures::stream::iter(ranges)
+        .map(|(after, upto)| {
+            let pool = pool.clone();
+            let task = AbortOnDrop(tokio::spawn(async move {
+                let began = Instant::now();
+                let page = carelog_store::read::range_bulk(&pool, horizon, after, upto).await;
+                (page, began.elapsed())
+            }));
+            // Dropped unfinished (the reads stop early): the task is aborted.
+            async move { task.join().await }
+        })
+        .buffered(READERS);
+    while let Some(read) = ranges.next().await {
+        let Some((page, took)) = read else {
+            // The reader panicked; the ordinary pages below read on from the cursor.
+            break;
+        };
+        busy += took;
+        let page = match page {
+            Ok(page) => page,
+            Err(e) => {
+                let _ = batches.send(Err(e)).await;
+                return busy;
+            }
+        };
+        // The cursor is the last event kept, never the range's end: the gap-safe pages
+        // read on from there (ReplayHorizon's proof covers what was kept, no more).
+        if let Some(last) = page.events.last().map(|e| e.position) {
+            cursor = last;
+            if batches.send(Ok(page.events)).await.is_err() {
+                return busy;
+            }
+        }
+        if page.cut {
+            break;
+        }
+    }
+    drop(ranges);
     while cursor < target {
         let began = Instant::now();
         let read = carelog_store::read::all_bulk(&pool, cursor, BATCH).await;

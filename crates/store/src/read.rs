@@ -148,8 +148,92 @@ pub async fn all_bulk(
     rows.iter().map(decode_bulk).collect()
 }
 
-/// Decodes a row of `read_all_bulk.sql` (its columns in that order), borrowing what it
-/// parses; a row this code could not have written is [`StoreError::Corrupt`].
+/// The horizon of a replay of the log read in position ranges ([`range_bulk`]), taken in
+/// one snapshot S ([`horizon`]).
+///
+/// # Why ranges read under it skip nothing (ADR 0002, amendment of 2026-11-24 b)
+///
+/// `xmin` is S's xmin: every transaction with an xid below it had ended (committed or
+/// rolled back for good) when S was taken. Ranges `(a, b]` tiling `(START, head]` are read
+/// later, concurrently, each in its own snapshot, every row flagged when its `tx_id >=
+/// xmin`; the replay keeps, in position order, the rows before the FIRST flagged row of
+/// the whole tiling, and reads on from the last kept row with the ordinary gap-safe page
+/// ([`all_bulk`]). The kept rows are exactly the rows before that point of the page
+/// `read_all.sql` would have returned in S with no limit:
+/// - a row with `tx_id < xmin` belongs to a transaction that had ended before S, so it is
+///   visible in S and in every later snapshot alike (the log is append-only: no row ever
+///   disappears or changes);
+/// - a row S did not see (its writer was in flight at S, or began after S) has
+///   `tx_id >= xmin`, so it is flagged, never kept: the cut comes at or before it;
+/// - so before the first flagged row of the tiling, the ranges saw exactly the rows of S
+///   with `tx_id < xmin`, and S saw no flagged row there either (a row flagged now was
+///   flagged in S, `xmin` being fixed): that is S's gap-safe page, cut at or before the
+///   point where read_all.sql cuts it.
+///
+/// The replay is therefore one gap-safe page read in S, truncated, followed by ordinary
+/// gap-safe pages: it inherits [`all`]'s guarantee (an event not returned can never later
+/// appear at or before the last one returned) under the same argument (positions handed
+/// out under the log lock in commit order, xmin cut as defence in depth), and no event
+/// is skipped. Below the cut no per-page horizon is needed: the set of rows is fixed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReplayHorizon {
+    /// S's `pg_snapshot_xmin`, as a bigint.
+    pub xmin: i64,
+    /// The highest position S sees ([`Position::START`] for an empty log).
+    pub head: Position,
+}
+
+/// The horizon of a replay read in ranges, taken now (`sql/read_horizon.sql`).
+pub async fn horizon(db: impl PgExecutor<'_>) -> Result<ReplayHorizon, StoreError> {
+    let (xmin, head): (i64, i64) = sqlx::query_as(include_str!("../sql/read_horizon.sql"))
+        .fetch_one(db)
+        .await?;
+    Ok(ReplayHorizon {
+        xmin,
+        head: Position(head),
+    })
+}
+
+/// A range of the log read under a [`ReplayHorizon`] ([`range_bulk`]).
+#[derive(Debug)]
+pub struct RangePage {
+    /// The range's events before its first row of a transaction not older than the
+    /// horizon's xmin, in position order.
+    pub events: Vec<StoredEvent>,
+    /// Whether such a row was found (the range was cut before it): the rows after the
+    /// last of `events` must then be read with [`all_bulk`], not from later ranges.
+    pub cut: bool,
+}
+
+/// The events of positions `(after, upto]` under `horizon` (`sql/read_range_bulk.sql`),
+/// in position order, cut before the first row whose transaction is not older than the
+/// horizon's xmin. Gap-safe only as part of a tiling read as [`ReplayHorizon`] says.
+pub async fn range_bulk(
+    pool: &PgPool,
+    horizon: ReplayHorizon,
+    after: Position,
+    upto: Position,
+) -> Result<RangePage, StoreError> {
+    use sqlx::Row as _;
+    let rows = sqlx::query(include_str!("../sql/read_range_bulk.sql"))
+        .bind(after.0)
+        .bind(upto.0)
+        .bind(horizon.xmin)
+        .fetch_all(pool)
+        .await?;
+    let mut events = Vec::with_capacity(rows.len());
+    for row in &rows {
+        if row.try_get::<bool, _>(13)? {
+            return Ok(RangePage { events, cut: true });
+        }
+        events.push(decode_bulk(row)?);
+    }
+    Ok(RangePage { events, cut: false })
+}
+
+/// Decodes a row of `read_all_bulk.sql` or `read_range_bulk.sql` (their first columns,
+/// in that order), borrowing what it parses; a row this code could not have written is
+/// [`StoreError::Corrupt`].
 fn decode_bulk(row: &sqlx::postgres::PgRow) -> Result<StoredEvent, StoreError> {
     use sqlx::Row as _;
     let position: i64 = row.try_get(0)?;
@@ -181,4 +265,22 @@ fn decode_bulk(row: &sqlx::postgres::PgRow) -> Result<StoredEvent, StoreError> {
         prev_hash: hash(11, "prev_hash")?,
         hash: hash(12, "hash")?,
     })
+}
+
+/// The statements giving a rebuild twin (`twin`, schema-qualified) the constraints and
+/// indexes of the live table `live` (in `public`), as `(phase, statement)` in order
+/// (`sql/read_twin_index_ddl.sql`): the phase-0 statements may run concurrently, the
+/// phase-1 ones after them, one at a time.
+pub async fn twin_index_ddl(
+    db: impl PgExecutor<'_>,
+    live: &str,
+    twin: &str,
+) -> Result<Vec<(i32, String)>, StoreError> {
+    Ok(
+        sqlx::query_as(include_str!("../sql/read_twin_index_ddl.sql"))
+            .bind(live)
+            .bind(twin)
+            .fetch_all(db)
+            .await?,
+    )
 }

@@ -43,22 +43,99 @@ pub struct RebuildArgs {
     /// Only print the results; leave the file alone.
     #[arg(long)]
     pub no_write: bool,
+    /// Keep the filled log between runs, for measuring the rebuild again and again: use
+    /// the database NAME (`carelog_bench_keep_…`) if an earlier run filled it with the
+    /// same log (then the fill is skipped), else create and fill it; either way it is
+    /// left in place at the end (drop it with `DROP DATABASE NAME`). Without this flag
+    /// the scratch database is always dropped. Requires --no-write.
+    #[arg(long, value_name = "NAME", value_parser = kept_name)]
+    pub keep_log: Option<String>,
+    /// Measure the rebuild only, not the read and INSERT … SELECT baselines. Requires
+    /// --no-write.
+    #[arg(long)]
+    pub skip_baselines: bool,
+}
+
+/// The prefix a kept log's database name must have, so it cannot name another database.
+const KEPT_PREFIX: &str = "carelog_bench_keep_";
+
+fn kept_name(name: &str) -> Result<String, String> {
+    let ok = name.starts_with(KEPT_PREFIX)
+        && name.len() <= 63
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+    if ok {
+        Ok(name.to_owned())
+    } else {
+        Err(format!(
+            "a kept log's database is named {KEPT_PREFIX}[a-z0-9_]* (at most 63 characters)"
+        ))
+    }
 }
 
 /// Runs `carelog bench rebuild`: fills a scratch log, measures the baselines and the
 /// rebuild, reports; drops the database whatever happened.
 pub async fn rebuild(args: RebuildArgs) -> Result<ExitCode> {
-    let scratch = Scratch::create(&args.database_url).await?;
-    let outcome = until_interrupted(rebuild_in(&scratch, &args)).await;
-    let report = scratch.finish(outcome).await?;
+    if !args.no_write && (args.keep_log.is_some() || args.skip_baselines) {
+        bail!("--keep-log and --skip-baselines measure a partial run: add --no-write");
+    }
+    let report = match &args.keep_log {
+        None => {
+            let scratch = Scratch::create(&args.database_url).await?;
+            let outcome = until_interrupted(rebuild_in(&scratch, &args, None)).await;
+            scratch.finish(outcome).await?
+        }
+        Some(name) => {
+            let (scratch, existed) = Scratch::open_kept(&args.database_url, name).await?;
+            let outcome = until_interrupted(rebuild_in(&scratch, &args, Some(existed))).await;
+            eprintln!("kept the log in database {name} (DROP DATABASE {name} when done)");
+            scratch.admin.close().await;
+            outcome?
+        }
+    };
     print!("{}", report.table());
     println!();
     println!("{}", report.interpretation());
+    println!();
+    print!("{}", report.stages());
     if !args.no_write {
         write_section(&args.out, REBUILD_MARKERS, &report.section())?;
         eprintln!("wrote {}", args.out.display());
     }
     Ok(ExitCode::SUCCESS)
+}
+
+impl Scratch {
+    /// The kept database `name` (created if missing) and whether it existed.
+    async fn open_kept(admin_url: &str, name: &str) -> Result<(Self, bool)> {
+        let options = PgConnectOptions::from_str(admin_url)
+            .context("--database-url is not a PostgreSQL connection string")?;
+        let admin = carelog_store::connect(admin_url, &small_pool(1))
+            .await
+            .context("connecting to the admin database")?;
+        let existed: bool =
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+                .bind(name)
+                .fetch_one(&admin)
+                .await
+                .context("looking for the kept log")?;
+        if !existed {
+            sqlx::query(&format!("CREATE DATABASE {}", quote_ident(name)))
+                .execute(&admin)
+                .await
+                .with_context(|| format!("creating database {name}"))?;
+        }
+        let url = options.database(name).to_url_lossy().to_string();
+        Ok((
+            Self {
+                admin,
+                name: name.to_owned(),
+                url,
+            },
+            existed,
+        ))
+    }
 }
 
 /// One timed step of the rebuild bench.
@@ -81,27 +158,75 @@ struct RebuildReport {
     command: String,
     plaintext_len: usize,
     subjects: u64,
-    fill: Step,
-    read: Step,
-    copy: Step,
+    fill: Option<Step>,
+    read: Option<Step>,
+    copy: Option<Step>,
     rebuild: Step,
+    stages: carelog_projector::RebuildTimings,
 }
 
-async fn rebuild_in(scratch: &Scratch, args: &RebuildArgs) -> Result<RebuildReport> {
+/// The table of a kept log: its master key (a bench key, for this scratch data only) and
+/// the shape it was filled with.
+const KEPT_TABLE: &str = "bench_kept_log";
+
+/// Fills a log (or, with `kept = Some(true)`, reuses the kept one), measures the
+/// baselines unless skipped, then the rebuild.
+async fn rebuild_in(
+    scratch: &Scratch,
+    args: &RebuildArgs,
+    kept: Option<bool>,
+) -> Result<RebuildReport> {
     let pool = scratch.pool(CARELOG_POOL).await?;
     carelog_store::migrate(&pool)
         .await
         .context("migrating the scratch database")?;
+    // The read models as `carelog migrate` leaves them (the migrations create only the
+    // first shape of some; `projections/*.sql` bring them to their current one).
+    carelog_projector::schemas::ensure_schemas(&pool)
+        .await
+        .context("creating the read models")?;
     let machine = Machine::describe(&pool).await?;
     let payload_bytes =
         usize::try_from(args.payload_bytes).context("--payload-bytes is too large")?;
     let plaintext =
         serde_json::json!({ "note": random_ascii(payload_bytes.saturating_sub(JSON_ENVELOPE)) });
     let plaintext_len = serde_json::to_vec(&plaintext)?.len();
-    let keyring = Keyring::new(MasterKey::generate(), []);
+    let shape = format!(
+        "events={} subjects={} payload_bytes={}",
+        args.events, args.subjects, args.payload_bytes
+    );
+    let reused: Option<String> = if kept == Some(true) {
+        let row: Option<(String, String)> = sqlx::query_as(&format!(
+            "SELECT master_key, shape FROM {KEPT_TABLE} WHERE complete"
+        ))
+        .fetch_optional(&pool)
+        .await
+        .ok()
+        .flatten();
+        match row {
+            Some((key, kept_shape)) if kept_shape == shape => Some(key),
+            Some((_, kept_shape)) => bail!(
+                "database {} holds a log of {kept_shape}, not {shape}: drop it or name another",
+                scratch.name
+            ),
+            None => bail!(
+                "database {} holds no complete kept log: drop it or name another",
+                scratch.name
+            ),
+        }
+    } else {
+        None
+    };
+    let master = match &reused {
+        Some(hex) => MasterKey::from_hex(hex).context("the kept log's master key")?,
+        None => MasterKey::generate(),
+    };
+    let keyring = Keyring::new(master.clone(), []);
 
     // Fill the log through the real append path: sealed, chained, group-committed.
-    let fill = {
+    let fill = if reused.is_some() {
+        None
+    } else {
         let progress = Progress::start(&format!(
             "filling the log: {} events over {} subjects",
             args.events, args.subjects
@@ -116,7 +241,7 @@ async fn rebuild_in(scratch: &Scratch, args: &RebuildArgs) -> Result<RebuildRepo
             elapsed: started.elapsed(),
         };
         progress.finish(&format!("{:.0} events/s", step.per_second()));
-        step
+        Some(step)
     };
     let stored = count_events(&pool).await?;
     if u64::try_from(stored).ok() != Some(args.events) {
@@ -125,8 +250,24 @@ async fn rebuild_in(scratch: &Scratch, args: &RebuildArgs) -> Result<RebuildRepo
             args.events
         );
     }
+    if kept == Some(false) {
+        sqlx::query(&format!(
+            "CREATE TABLE {KEPT_TABLE} (master_key text NOT NULL, shape text NOT NULL, \
+             complete boolean NOT NULL)"
+        ))
+        .execute(&pool)
+        .await
+        .context("recording the kept log")?;
+        sqlx::query(&format!("INSERT INTO {KEPT_TABLE} VALUES ($1, $2, true)"))
+            .bind(master.to_hex())
+            .bind(&shape)
+            .execute(&pool)
+            .await
+            .context("recording the kept log")?;
+    }
     // Settle the table as any log older than a few minutes is: hint bits set, visibility
-    // map built, statistics known; then start from a clean checkpoint.
+    // map built, statistics known; then start from a clean checkpoint. (A kept log: the
+    // tables earlier rebuilds dropped are gone, the log's hint bits already set.)
     sqlx::query("VACUUM (ANALYZE) events")
         .execute(&pool)
         .await
@@ -134,7 +275,9 @@ async fn rebuild_in(scratch: &Scratch, args: &RebuildArgs) -> Result<RebuildRepo
     checkpoint(&pool).await;
 
     // Baseline 1: read the whole log, gap-safe, as the rebuild does (no decryption).
-    let read = {
+    let read = if args.skip_baselines {
+        None
+    } else {
         let progress = Progress::start("plain read of the log (gap-safe, 10,000 at a time)");
         let started = Instant::now();
         let mut cursor = carelog_domain::Position::START;
@@ -151,12 +294,18 @@ async fn rebuild_in(scratch: &Scratch, args: &RebuildArgs) -> Result<RebuildRepo
             elapsed: started.elapsed(),
         };
         progress.finish(&format!("{:.0} events/s", step.per_second()));
-        step
+        Some(step)
     };
 
     // Baseline 2: the same rows into a table shaped like audit_feed, server-side.
-    let copy = {
+    let copy = if args.skip_baselines {
+        None
+    } else {
         let progress = Progress::start("INSERT … SELECT into a plain audit_feed-shaped table");
+        sqlx::query("DROP TABLE IF EXISTS bench_feed")
+            .execute(&pool)
+            .await
+            .context("dropping bench_feed")?;
         sqlx::query("CREATE TABLE bench_feed (LIKE audit_feed INCLUDING ALL)")
             .execute(&pool)
             .await
@@ -179,13 +328,17 @@ async fn rebuild_in(scratch: &Scratch, args: &RebuildArgs) -> Result<RebuildRepo
             elapsed: started.elapsed(),
         };
         progress.finish(&format!("{:.0} events/s", step.per_second()));
-        step
+        sqlx::query("DROP TABLE bench_feed")
+            .execute(&pool)
+            .await
+            .context("dropping bench_feed")?;
+        Some(step)
     };
     checkpoint(&pool).await;
 
     // carelog: a rebuild of audit_feed, as `carelog rebuild audit_feed` runs it, with a
     // fresh key store (no data key cached yet).
-    let rebuild = {
+    let (rebuild, stages) = {
         let progress = Progress::start("carelog rebuild audit_feed (read, decrypt, apply)");
         let keys = KeyStore::new(pool.clone(), keyring.clone(), CacheConfig::default());
         let store = EventStore::start(pool.clone(), keys, GroupCommitConfig::default());
@@ -199,7 +352,7 @@ async fn rebuild_in(scratch: &Scratch, args: &RebuildArgs) -> Result<RebuildRepo
             elapsed: started.elapsed(),
         };
         progress.finish(&format!("{:.0} events/s", step.per_second()));
-        step
+        (step, report.timings)
     };
     let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_feed")
         .fetch_one(&pool)
@@ -225,6 +378,7 @@ async fn rebuild_in(scratch: &Scratch, args: &RebuildArgs) -> Result<RebuildRepo
         read,
         copy,
         rebuild,
+        stages,
     })
 }
 
@@ -328,7 +482,11 @@ impl RebuildReport {
     fn table(&self) -> String {
         let mut out =
             String::from("| step | events | seconds | events/s |\n|---|---:|---:|---:|\n");
-        for step in [&self.fill, &self.read, &self.copy, &self.rebuild] {
+        let steps = [&self.fill, &self.read, &self.copy]
+            .into_iter()
+            .flatten()
+            .chain([&self.rebuild]);
+        for step in steps {
             let _ = writeln!(
                 out,
                 "| {} | {} | {:.2} | {:.0} |",
@@ -348,16 +506,40 @@ impl RebuildReport {
         } else {
             "missing"
         };
-        format!(
+        let mut out = format!(
             "The rebuild replayed {} events at {:.0} events/s, {verdict} the ≥ {:.0} events/s \
-             target; that is {:.2}× the server-side INSERT … SELECT of the same rows (which \
-             neither leaves the server nor decrypts) and {:.2}× a plain gap-safe read of the \
-             log.",
-            self.rebuild.events,
-            rate,
-            REBUILD_TARGET_PER_SEC,
-            rate / self.copy.per_second().max(1e-9),
-            rate / self.read.per_second().max(1e-9),
+             target",
+            self.rebuild.events, rate, REBUILD_TARGET_PER_SEC,
+        );
+        if let (Some(copy), Some(read)) = (&self.copy, &self.read) {
+            let _ = write!(
+                out,
+                "; that is {:.2}× the server-side INSERT … SELECT of the same rows (which \
+                 neither leaves the server nor decrypts) and {:.2}× a plain gap-safe read of \
+                 the log",
+                rate / copy.per_second().max(1e-9),
+                rate / read.per_second().max(1e-9),
+            );
+        }
+        out.push('.');
+        out
+    }
+
+    /// The rebuild's stages: wall-clock spans, and the time each pipelined task was busy
+    /// (the three fill tasks overlap, so their busy times add up to more than the fill).
+    fn stages(&self) -> String {
+        let t = &self.stages;
+        let s = |d: Duration| d.as_secs_f64();
+        format!(
+            "rebuild stages (s): prepare {:.2}, fill {:.2} (busy: read {:.2}, open {:.2}, \
+             apply {:.2}), indexes {:.2}, catch-up and swap {:.2}\n",
+            s(t.prepare),
+            s(t.fill),
+            s(t.read_busy),
+            s(t.open_busy),
+            s(t.apply_busy),
+            s(t.index),
+            s(t.catch_up_and_swap),
         )
     }
 
