@@ -287,6 +287,9 @@ async fn lag_in(scratch: &Scratch, args: &LagArgs, prefix: &str) -> Result<LagRe
     carelog_store::migrate(&setup)
         .await
         .context("migrating the scratch database")?;
+    carelog_projector::schemas::ensure_schemas(&setup)
+        .await
+        .context("creating the read models")?;
     let machine = Machine::describe(&setup).await?;
     setup.close().await;
     let payload_bytes =
