@@ -50,9 +50,12 @@ struct Relayed {
     body: Vec<u8>,
 }
 
-/// Every message of `<prefix>EVENTS`, in stream order (empty when it does not exist).
+/// Every message of `<prefix>EVENTS`, in stream order (empty when it does not exist, or
+/// while a NATS just restarted does not take connections yet: callers poll).
 async fn stream_messages(nats_url: &str, prefix: &str) -> Vec<Relayed> {
-    let client = async_nats::connect(nats_url).await.expect("NATS reachable");
+    let Ok(client) = async_nats::connect(nats_url).await else {
+        return Vec::new();
+    };
     let js = async_nats::jetstream::new(client);
     let Ok(stream) = js.get_stream(format!("{prefix}EVENTS")).await else {
         return Vec::new();

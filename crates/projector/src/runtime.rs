@@ -119,6 +119,9 @@ impl Default for ProjectorConfig {
     }
 }
 
+/// Projector batches pulled from JetStream ahead at once.
+const PULL_BATCHES: usize = 4;
+
 /// A projector that cannot be built.
 #[derive(Debug, thiserror::Error)]
 pub enum ProjectorError {
@@ -353,6 +356,9 @@ impl Projector {
                     deliver_policy: consumer::DeliverPolicy::All,
                     ack_wait: self.cfg.ack_wait,
                     max_deliver: -1,
+                    // Room for the pulled-ahead batches, unacknowledged until applied.
+                    max_ack_pending: i64::try_from(self.cfg.batch.max(1) * PULL_BATCHES * 2)
+                        .unwrap_or(i64::MAX),
                     ..Default::default()
                 },
             )
@@ -391,7 +397,12 @@ impl Projector {
             state.first_sequence.saturating_sub(1)
         };
         let mut checkpoint = pstore::checkpoint(&self.pool, name).await?;
+        // Pull in batches well above a projector batch, so that while one batch is being
+        // applied the next is already buffered: the chunks below then fill up to
+        // `cfg.batch` under load instead of to what one small pull delivered.
         let messages = consumer
+            .stream()
+            .max_messages_per_batch(self.cfg.batch.max(1) * PULL_BATCHES)
             .messages()
             .await
             .map_err(|e| SessionEnd::Nats(e.to_string()))?;
@@ -407,7 +418,9 @@ impl Projector {
                     lock.ping().await?;
                     continue;
                 }
-                chunk = chunks.next() => match chunk {
+                // Unconstrained: tokio's cooperative budget (128 polls) would otherwise end
+                // every chunk at 128 messages however many are buffered.
+                chunk = tokio::task::unconstrained(chunks.next()) => match chunk {
                     Some(chunk) => chunk,
                     None => break,
                 },
@@ -428,6 +441,9 @@ impl Projector {
                 };
                 if held_back || seq > last_seq + 1 {
                     // An earlier message is missing: keep this one for after it.
+                    if !held_back {
+                        tracing::debug!(projection = %name, stream_sequence = seq, last_seq, "a message past a gap; holding the rest of the batch back");
+                    }
                     held_back = true;
                     let _ = msg.ack_with(AckKind::Nak(Some(self.cfg.gap_delay))).await;
                     continue;
@@ -454,7 +470,9 @@ impl Projector {
             }
             if let Some(last) = items.last() {
                 let to = last.event.position;
+                let began = std::time::Instant::now();
                 self.process(&items).await?;
+                tracing::debug!(projection = %name, events = items.len(), ms = began.elapsed().as_secs_f64() * 1e3, "batch");
                 checkpoint = checkpoint.max(to);
             }
         }
