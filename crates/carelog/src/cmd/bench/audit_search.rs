@@ -21,33 +21,21 @@ const FEED_DAYS: u32 = 30;
 /// Options of `carelog bench audit-search`.
 #[derive(Debug, clap::Args)]
 pub struct AuditSearchArgs {
-    /// Admin connection string: a role that may CREATE DATABASE. The bench runs in a
-    /// scratch database created here and dropped at the end.
-    #[arg(
-        long,
-        env = "DATABASE_URL",
-        default_value = "postgres://postgres@127.0.0.1:5432/postgres",
-        hide_env_values = true
-    )]
-    pub database_url: String,
+    /// Where it runs and what it writes.
+    #[command(flatten)]
+    pub common: CommonArgs,
     /// Rows written into `audit_feed`.
     #[arg(long, default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(10_000..=100_000_000))]
     pub rows: u64,
     /// Queries timed per kind of search (each with random parameters).
     #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(10..=100_000))]
     pub queries: u64,
-    /// The Markdown file whose bench section is replaced.
-    #[arg(long, default_value = "docs/benchmarks.md")]
-    pub out: PathBuf,
-    /// Only print the results; leave the file alone.
-    #[arg(long)]
-    pub no_write: bool,
 }
 
 /// Runs `carelog bench audit-search`: fills a scratch `audit_feed`, times the baselines
 /// and the searches, reports; drops the database whatever happened.
 pub async fn audit_search(args: AuditSearchArgs) -> Result<ExitCode> {
-    let scratch = Scratch::create(&args.database_url).await?;
+    let scratch = Scratch::create(&args.common.database_url).await?;
     let outcome = until_interrupted(audit_search_in(&scratch, &args)).await;
     let report = scratch.finish(outcome).await?;
     print!("{}", report.table());
@@ -56,10 +44,7 @@ pub async fn audit_search(args: AuditSearchArgs) -> Result<ExitCode> {
     for (what, plan) in &report.plans {
         eprintln!("\nEXPLAIN (ANALYZE, BUFFERS) of a slow \"{what}\" query:\n{plan}");
     }
-    if !args.no_write {
-        write_section(&args.out, AUDIT_SEARCH_MARKERS, &report.section())?;
-        eprintln!("wrote {}", args.out.display());
-    }
+    args.common.write(AUDIT_SEARCH_MARKERS, &report.section())?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -19,15 +19,9 @@ const CATCH_UP_LIMIT: Duration = Duration::from_secs(180);
 /// Options of `carelog bench lag`.
 #[derive(Debug, clap::Args)]
 pub struct LagArgs {
-    /// Admin connection string: a role that may CREATE DATABASE. The bench runs in a
-    /// scratch database created here and dropped at the end.
-    #[arg(
-        long,
-        env = "DATABASE_URL",
-        default_value = "postgres://postgres@127.0.0.1:5432/postgres",
-        hide_env_values = true
-    )]
-    pub database_url: String,
+    /// Where it runs and what it writes.
+    #[command(flatten)]
+    pub common: CommonArgs,
     /// NATS with JetStream; the bench uses a private prefix and deletes its streams.
     #[arg(long, env = "NATS_URL", default_value = "nats://127.0.0.1:4222")]
     pub nats_url: String,
@@ -49,19 +43,13 @@ pub struct LagArgs {
     /// Size of each event's plaintext JSON payload, in bytes.
     #[arg(long, default_value_t = 512, value_parser = clap::value_parser!(u64).range(16..=1_000_000))]
     pub payload_bytes: u64,
-    /// The Markdown file whose bench section is replaced.
-    #[arg(long, default_value = "docs/benchmarks.md")]
-    pub out: PathBuf,
-    /// Only print the results; leave the file alone.
-    #[arg(long)]
-    pub no_write: bool,
 }
 
 /// Runs `carelog bench lag`; deletes the NATS streams of its prefix and drops the scratch
 /// database whatever happened.
 pub async fn lag(args: LagArgs) -> Result<ExitCode> {
     let prefix = format!("bench{}_", &Uuid::new_v4().simple().to_string()[..16]);
-    let scratch = Scratch::create(&args.database_url).await?;
+    let scratch = Scratch::create(&args.common.database_url).await?;
     let outcome = until_interrupted(lag_in(&scratch, &args, &prefix)).await;
     let cleaned = delete_streams(&args.nats_url, &prefix).await;
     let outcome = match (outcome, cleaned) {
@@ -77,10 +65,7 @@ pub async fn lag(args: LagArgs) -> Result<ExitCode> {
     print!("{}", report.table());
     println!();
     println!("{}", report.interpretation());
-    if !args.no_write {
-        write_section(&args.out, LAG_MARKERS, &report.section())?;
-        eprintln!("wrote {}", args.out.display());
-    }
+    args.common.write(LAG_MARKERS, &report.section())?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -9,7 +9,11 @@
 //!   `INSERT … SELECT` of the same rows.
 //! - `lag` ([`lag`]): end-to-end projection lag (append → row visible in `audit_feed`,
 //!   through the relay, JetStream and the projector) at a steady half of the maximum
-//!   append rate.
+//!   append rate, split into the relay's hop and the projector's.
+//! - `reads` ([`reads`]): a PHI read with its access event, at 1 and 64 readers, against
+//!   a plain read of the patient's stream.
+//! - `audit-search` ([`audit_search`]): the audit queries as the API runs them (page and
+//!   capped total) over ≥ 1M `audit_feed` rows, against a primary-key look-up.
 //!
 //! Everything runs in a scratch database (`carelog_bench_<uuid>`) created through an
 //! admin URL and dropped at the end, also when the bench fails or is interrupted (and,
@@ -83,9 +87,9 @@ const JSON_ENVELOPE: usize = 11;
 /// Latency histograms cover 1 µs to 60 s.
 const MAX_LATENCY_US: u64 = 60_000_000;
 
-/// Options of `carelog bench append`.
+/// Options every `carelog bench` command shares.
 #[derive(Debug, clap::Args)]
-pub struct AppendArgs {
+pub struct CommonArgs {
     /// Admin connection string: a role that may CREATE DATABASE. The bench runs in a
     /// scratch database created here and dropped at the end.
     #[arg(
@@ -95,6 +99,31 @@ pub struct AppendArgs {
         hide_env_values = true
     )]
     pub database_url: String,
+    /// The Markdown file whose bench section is replaced.
+    #[arg(long, default_value = "docs/benchmarks.md")]
+    pub out: PathBuf,
+    /// Only print the results; leave the file alone.
+    #[arg(long)]
+    pub no_write: bool,
+}
+
+impl CommonArgs {
+    /// Replaces the bench's section of `--out` with `section`, unless `--no-write`.
+    fn write(&self, markers: Markers, section: &str) -> Result<()> {
+        if !self.no_write {
+            write_section(&self.out, markers, section)?;
+            eprintln!("wrote {}", self.out.display());
+        }
+        Ok(())
+    }
+}
+
+/// Options of `carelog bench append`.
+#[derive(Debug, clap::Args)]
+pub struct AppendArgs {
+    /// Where it runs and what it writes.
+    #[command(flatten)]
+    pub common: CommonArgs,
     /// Writer counts to measure, comma-separated.
     #[arg(
         long,
@@ -109,27 +138,18 @@ pub struct AppendArgs {
     /// Size of each event's plaintext JSON payload, in bytes.
     #[arg(long, default_value_t = 512, value_parser = clap::value_parser!(u64).range(16..=1_000_000))]
     pub payload_bytes: u64,
-    /// The Markdown file whose bench section is replaced.
-    #[arg(long, default_value = "docs/benchmarks.md")]
-    pub out: PathBuf,
-    /// Only print the results; leave the file alone.
-    #[arg(long)]
-    pub no_write: bool,
 }
 
 /// Runs the bench: scratch database, every measurement, report; drops the database
 /// whatever happened.
 pub async fn append(args: AppendArgs) -> Result<ExitCode> {
-    let scratch = Scratch::create(&args.database_url).await?;
+    let scratch = Scratch::create(&args.common.database_url).await?;
     let outcome = until_interrupted(run_in(&scratch, &args)).await;
     let report = scratch.finish(outcome).await?;
     print!("{}", report.table());
     println!();
     println!("{}", report.interpretation());
-    if !args.no_write {
-        write_section(&args.out, APPEND_MARKERS, &report.section())?;
-        eprintln!("wrote {}", args.out.display());
-    }
+    args.common.write(APPEND_MARKERS, &report.section())?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -15,15 +15,9 @@ const SEED_TASKS: usize = 16;
 /// Options of `carelog bench reads`.
 #[derive(Debug, clap::Args)]
 pub struct ReadsArgs {
-    /// Admin connection string: a role that may CREATE DATABASE. The bench runs in a
-    /// scratch database created here and dropped at the end.
-    #[arg(
-        long,
-        env = "DATABASE_URL",
-        default_value = "postgres://postgres@127.0.0.1:5432/postgres",
-        hide_env_values = true
-    )]
-    pub database_url: String,
+    /// Where it runs and what it writes.
+    #[command(flatten)]
+    pub common: CommonArgs,
     /// Concurrent reader counts to measure, comma-separated.
     #[arg(
         long,
@@ -38,27 +32,18 @@ pub struct ReadsArgs {
     /// Patients seeded (each with one record); every read picks one at random.
     #[arg(long, default_value_t = 1_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     pub patients: u64,
-    /// The Markdown file whose bench section is replaced.
-    #[arg(long, default_value = "docs/benchmarks.md")]
-    pub out: PathBuf,
-    /// Only print the results; leave the file alone.
-    #[arg(long)]
-    pub no_write: bool,
 }
 
 /// Runs `carelog bench reads`: seeds a scratch database through the clinical service,
 /// measures the baseline and the reads, reports; drops the database whatever happened.
 pub async fn reads(args: ReadsArgs) -> Result<ExitCode> {
-    let scratch = Scratch::create(&args.database_url).await?;
+    let scratch = Scratch::create(&args.common.database_url).await?;
     let outcome = until_interrupted(reads_in(&scratch, &args)).await;
     let report = scratch.finish(outcome).await?;
     print!("{}", report.table());
     println!();
     println!("{}", report.interpretation());
-    if !args.no_write {
-        write_section(&args.out, READS_MARKERS, &report.section())?;
-        eprintln!("wrote {}", args.out.display());
-    }
+    args.common.write(READS_MARKERS, &report.section())?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -19,15 +19,9 @@ const READ_BATCH: i64 = 10_000;
 /// Options of `carelog bench rebuild`.
 #[derive(Debug, clap::Args)]
 pub struct RebuildArgs {
-    /// Admin connection string: a role that may CREATE DATABASE. The bench runs in a
-    /// scratch database created here and dropped at the end.
-    #[arg(
-        long,
-        env = "DATABASE_URL",
-        default_value = "postgres://postgres@127.0.0.1:5432/postgres",
-        hide_env_values = true
-    )]
-    pub database_url: String,
+    /// Where it runs and what it writes.
+    #[command(flatten)]
+    pub common: CommonArgs,
     /// Events in the log to rebuild from.
     #[arg(long, default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1_000..=100_000_000))]
     pub events: u64,
@@ -37,12 +31,6 @@ pub struct RebuildArgs {
     /// Size of each event's plaintext JSON payload, in bytes.
     #[arg(long, default_value_t = 512, value_parser = clap::value_parser!(u64).range(16..=1_000_000))]
     pub payload_bytes: u64,
-    /// The Markdown file whose bench section is replaced.
-    #[arg(long, default_value = "docs/benchmarks.md")]
-    pub out: PathBuf,
-    /// Only print the results; leave the file alone.
-    #[arg(long)]
-    pub no_write: bool,
     /// Keep the filled log between runs, for measuring the rebuild again and again: use
     /// the database NAME (`carelog_bench_keep_…`) if an earlier run filled it with the
     /// same log (then the fill is skipped), else create and fill it; either way it is
@@ -77,17 +65,17 @@ fn kept_name(name: &str) -> Result<String, String> {
 /// Runs `carelog bench rebuild`: fills a scratch log, measures the baselines and the
 /// rebuild, reports; drops the database whatever happened.
 pub async fn rebuild(args: RebuildArgs) -> Result<ExitCode> {
-    if !args.no_write && (args.keep_log.is_some() || args.skip_baselines) {
+    if !args.common.no_write && (args.keep_log.is_some() || args.skip_baselines) {
         bail!("--keep-log and --skip-baselines measure a partial run: add --no-write");
     }
     let report = match &args.keep_log {
         None => {
-            let scratch = Scratch::create(&args.database_url).await?;
+            let scratch = Scratch::create(&args.common.database_url).await?;
             let outcome = until_interrupted(rebuild_in(&scratch, &args, None)).await;
             scratch.finish(outcome).await?
         }
         Some(name) => {
-            let (scratch, existed) = Scratch::open_kept(&args.database_url, name).await?;
+            let (scratch, existed) = Scratch::open_kept(&args.common.database_url, name).await?;
             let outcome = until_interrupted(rebuild_in(&scratch, &args, Some(existed))).await;
             eprintln!("kept the log in database {name} (DROP DATABASE {name} when done)");
             scratch.admin.close().await;
@@ -99,10 +87,7 @@ pub async fn rebuild(args: RebuildArgs) -> Result<ExitCode> {
     println!("{}", report.interpretation());
     println!();
     print!("{}", report.stages());
-    if !args.no_write {
-        write_section(&args.out, REBUILD_MARKERS, &report.section())?;
-        eprintln!("wrote {}", args.out.display());
-    }
+    args.common.write(REBUILD_MARKERS, &report.section())?;
     Ok(ExitCode::SUCCESS)
 }
 
