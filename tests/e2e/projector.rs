@@ -242,6 +242,65 @@ async fn the_audit_feed_holds_exactly_the_logs_events() {
     relay.abort();
 }
 
+/// The audit feed reads clear metadata only: it never decrypts a person's payload. A
+/// payload that cannot be opened (one bit flipped, so AES-GCM refuses it) is projected
+/// and rebuilt like any other, where opening it would have dead-lettered it.
+#[tokio::test]
+async fn the_audit_feed_never_opens_a_persons_payload() {
+    let db = TestDb::new().await;
+    let store = support::store(&db, support::keyring());
+    let positions = append_n(&store, patient_stream(), 0, 3).await;
+    let tampered = positions[1];
+    {
+        let mut admin = db.admin().await;
+        sqlx::Executor::execute(&mut admin, "SET session_replication_role = replica")
+            .await
+            .unwrap();
+        sqlx::query(
+            "UPDATE events SET payload = set_byte(payload, 20, get_byte(payload, 20) # 1) \
+             WHERE position = $1",
+        )
+        .bind(tampered.0)
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    }
+    let log = carelog_store::read::all(&db.pool, Position(0), 10)
+        .await
+        .unwrap();
+    let bad = log.iter().find(|e| e.position == tampered).unwrap();
+    assert!(
+        store.open(bad).await.is_err(),
+        "the flipped payload no longer opens"
+    );
+
+    let nats = TestNats::new().await;
+    let relay = spawn_relay(&db, &nats).await;
+    let projector =
+        spawn_projector(&db, &store, &nats, Box::new(AuditFeed), projector_config()).await;
+    wait_checkpoint(&db, AuditFeed::NAME, *positions.last().unwrap()).await;
+    let projected: Vec<i64> =
+        sqlx::query_scalar("SELECT position FROM audit_feed ORDER BY position")
+            .fetch_all(&db.pool)
+            .await
+            .unwrap();
+    let want: Vec<i64> = positions.iter().map(|p| p.0).collect();
+    assert_eq!(projected, want);
+    assert_eq!(dlq::depth(&db.pool).await.unwrap(), 0);
+    projector.abort();
+    relay.abort();
+
+    let report = carelog_projector::rebuild(&db.pool, &store, &AuditFeed, |_, _| {})
+        .await
+        .expect("the rebuild opens no person's payload either");
+    assert_eq!(report.checkpoint, *positions.last().unwrap());
+    let rebuilt: Vec<i64> = sqlx::query_scalar("SELECT position FROM audit_feed ORDER BY position")
+        .fetch_all(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(rebuilt, want);
+}
+
 #[tokio::test]
 async fn a_crash_between_commit_and_ack_applies_every_event_exactly_once() {
     let db = TestDb::new().await;

@@ -54,6 +54,7 @@ pub async fn load_stream<E>(
             let payload = match store.open(stored).await? {
                 Opened::Payload(p) => p,
                 Opened::Erased => return Err(LoadError::Erased),
+                Opened::Unread => return Err(not_opened(stored).into()),
             };
             let facts = EventFacts {
                 version: stored.header.version,
@@ -70,4 +71,13 @@ pub async fn load_stream<E>(
         }
     }
     Ok(out)
+}
+
+/// What an [`Opened::Unread`] from [`EventStore::open`] would mean (it never answers it:
+/// only a projection's payload filter does): the store misbehaved. An error, never a panic.
+pub(crate) fn not_opened(stored: &carelog_store::StoredEvent) -> StoreError {
+    StoreError::Corrupt {
+        position: stored.position.0,
+        what: "a payload the store did not open",
+    }
 }

@@ -132,6 +132,13 @@ fn is_access_record(event_type: &str) -> bool {
     matches!(event_type, "AccessRecorded" | "ClientAuditDeclared")
 }
 
+/// Whether [`row`] reads `event`'s payload: only an access record sealed under `system`.
+/// Every other payload (a person's data among them) is never even decrypted for the feed.
+pub fn reads_payload(event: &StoredEvent) -> bool {
+    is_access_record(event.header.event_type.as_str())
+        && event.header.subject == SubjectId::system()
+}
+
 /// A short string field of an access payload (at most 200 bytes are kept).
 fn text(payload: &Value, key: &str) -> Option<String> {
     let s = payload.get(key)?.as_str()?;
@@ -179,7 +186,7 @@ pub fn row(event: &StoredEvent, opened: &Opened) -> AuditFeedRow {
         emergency: event_type == "EmergencyAccessGranted",
     };
     // Only a payload sealed under `system` is ever opened: never PHI.
-    if is_access_record(event_type) && h.subject == SubjectId::system() {
+    if reads_payload(event) {
         if let Opened::Payload(p) = opened {
             if let Some(v) = text(p, "action") {
                 r.action = v;
@@ -238,6 +245,10 @@ impl Projection for AuditFeed {
     /// (`projections/audit_feed_rebuild_bulk.sql`) and gives them back, as the live table
     /// defines them, after (`projections/audit_feed_rebuild_indexes.sql`, or the same
     /// statements on several connections: [`BulkSql::parallel_indexes`]).
+    fn payload_filter(&self) -> Option<crate::PayloadFilter> {
+        Some(reads_payload)
+    }
+
     fn bulk_sql(&self) -> Option<BulkSql> {
         Some(BulkSql {
             before: include_str!("../../../projections/audit_feed_rebuild_bulk.sql"),

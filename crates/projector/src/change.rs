@@ -32,6 +32,14 @@ pub(crate) fn change<E>(
     let payload = match opened {
         Opened::Erased => return Ok(Change::Erase),
         Opened::Payload(p) => p,
+        // These projections read every payload (no filter), so this is a runtime fault:
+        // an error (the event waits in the DLQ), never a silently skipped change.
+        Opened::Unread => {
+            let ty = event.header.event_type.as_str();
+            return Err(ApplyError::new(format!(
+                "{ty} payload handed over unopened"
+            )));
+        }
     };
     let ty = event.header.event_type.as_str();
     match decode(ty, payload.clone()) {
@@ -42,7 +50,7 @@ pub(crate) fn change<E>(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use carelog_domain::patient::PatientEvent;
     use carelog_domain::record::RecordEvent;
     use carelog_domain::{
@@ -54,7 +62,7 @@ mod tests {
 
     use super::*;
 
-    fn stored(stream: StreamType, ty: &str) -> StoredEvent {
+    pub(crate) fn stored(stream: StreamType, ty: &str) -> StoredEvent {
         let stream_id = StreamId::new(stream, Uuid::now_v7());
         StoredEvent {
             position: Position(7),
@@ -81,6 +89,13 @@ mod tests {
 
     fn record(e: &StoredEvent, o: &Opened) -> Result<Change<RecordEvent>, ApplyError> {
         change(e, o, StreamType::Record, RecordEvent::decode)
+    }
+
+    #[test]
+    fn a_payload_handed_over_unopened_is_an_error_not_a_skipped_change() {
+        let e = stored(StreamType::Patient, "PatientRegistered");
+        let err = patient(&e, &Opened::Unread).err().expect("an error");
+        assert!(!err.is_transient());
     }
 
     #[test]

@@ -293,7 +293,7 @@ async fn apply_in_savepoint(
     projection: &dyn Projection,
     event: &carelog_store::StoredEvent,
 ) -> Result<Result<(), ApplyError>, DlqError> {
-    let opened = match store.open(event).await {
+    let opened = match crate::open_one(store.vault(), event, projection.payload_filter()).await {
         Ok(o) => o,
         Err(StoreError::Database(e)) => return Err(e.into()),
         Err(e) => return Ok(Err(ApplyError::from(e))),

@@ -38,6 +38,66 @@ pub use patients::Patients;
 pub use rebuild::{rebuild, RebuildError, RebuildReport, RebuildTimings};
 pub use runtime::{Projector, ProjectorConfig};
 
+/// Whether a projection reads an event's payload ([`Projection::payload_filter`]): a plain
+/// function, so the rebuild's opening stage can take it along.
+pub type PayloadFilter = fn(&StoredEvent) -> bool;
+
+/// Whether `filter` lets `event`'s payload be opened.
+pub fn reads_payload(filter: Option<PayloadFilter>, event: &StoredEvent) -> bool {
+    filter.is_none_or(|f| f(event))
+}
+
+/// The payloads of `events` in order: those `filter` lets through from `opened` (opened
+/// in the same order, one each), every other one [`Opened::Unread`].
+pub(crate) fn with_unread(
+    events: &[&StoredEvent],
+    filter: Option<PayloadFilter>,
+    opened: Vec<Opened>,
+) -> Result<Vec<Opened>, StoreError> {
+    let mut opened = opened.into_iter();
+    events
+        .iter()
+        .map(|e| {
+            if !reads_payload(filter, e) {
+                return Ok(Opened::Unread);
+            }
+            opened.next().ok_or(StoreError::Corrupt {
+                position: e.position.0,
+                what: "a payload missing from its opened batch",
+            })
+        })
+        .collect()
+}
+
+/// Opens `event`'s payload if `filter` lets it through, else [`Opened::Unread`].
+pub(crate) async fn open_one(
+    vault: &carelog_store::Vault,
+    event: &StoredEvent,
+    filter: Option<PayloadFilter>,
+) -> Result<Opened, StoreError> {
+    if reads_payload(filter, event) {
+        vault.open(event).await
+    } else {
+        Ok(Opened::Unread)
+    }
+}
+
+/// Opens the payloads of `events` that `filter` lets through (their keys in one query),
+/// the others [`Opened::Unread`]; in order.
+pub(crate) async fn open_filtered(
+    vault: &carelog_store::Vault,
+    events: &[&StoredEvent],
+    filter: Option<PayloadFilter>,
+) -> Result<Vec<Opened>, StoreError> {
+    let wanted: Vec<&StoredEvent> = events
+        .iter()
+        .copied()
+        .filter(|e| reads_payload(filter, e))
+        .collect();
+    let opened = vault.open_batch(&wanted).await?;
+    with_unread(events, filter, opened)
+}
+
 /// A boxed future, for the object-safe [`Projection::apply`].
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -202,6 +262,14 @@ pub trait Projection: Send + Sync {
         None
     }
 
+    /// Which events' payloads it reads: `None` (the default) every one; else those for
+    /// which the function answers true. The others are never decrypted and reach
+    /// [`apply`](Projection::apply) as [`Opened::Unread`]: a projection of clear
+    /// metadata does not open personal data it has no use for (and saves the work).
+    fn payload_filter(&self) -> Option<PayloadFilter> {
+        None
+    }
+
     /// Fills the rebuild twins with a batch, in order (every event once: the rebuild never
     /// applies an event twice, so this need not be idempotent). The default is
     /// [`apply_batch`](Projection::apply_batch).
@@ -258,6 +326,10 @@ impl<P: Projection + ?Sized> Projection for std::sync::Arc<P> {
         (**self).bulk_sql()
     }
 
+    fn payload_filter(&self) -> Option<PayloadFilter> {
+        (**self).payload_filter()
+    }
+
     fn fill_batch<'a>(
         &'a self,
         tx: &'a mut PgConnection,
@@ -310,6 +382,45 @@ mod tests {
         for bad in ["", "a.b", "A", "a b", "a>", &"x".repeat(65)] {
             assert!(!valid_name(bad), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn the_audit_feed_opens_only_access_records_sealed_under_system() {
+        use crate::change::tests::stored;
+        use carelog_domain::{StreamType, SubjectId};
+        let filter = AuditFeed.payload_filter();
+        let phi = stored(StreamType::Patient, "PatientRegistered");
+        assert!(!reads_payload(filter, &phi));
+        let mut access = stored(StreamType::Access, "AccessRecorded");
+        assert!(
+            !reads_payload(filter, &access),
+            "not under system: not read"
+        );
+        access.header.subject = SubjectId::system();
+        assert!(reads_payload(filter, &access));
+        // Without a filter, everything is read.
+        assert!(reads_payload(None, &phi));
+    }
+
+    #[test]
+    fn unread_payloads_keep_their_places_and_a_missing_one_is_an_error() {
+        use crate::change::tests::stored;
+        use carelog_domain::{StreamType, SubjectId};
+        let filter = AuditFeed.payload_filter();
+        let mut a = stored(StreamType::Access, "AccessRecorded");
+        a.header.subject = SubjectId::system();
+        let phi = stored(StreamType::Patient, "PatientRegistered");
+        let mut c = stored(StreamType::Access, "ClientAuditDeclared");
+        c.header.subject = SubjectId::system();
+        let events = [&a, &phi, &c];
+        let one = Opened::Payload(serde_json::json!({"n": 1}));
+        let two = Opened::Payload(serde_json::json!({"n": 2}));
+        let got = with_unread(&events, filter, vec![one.clone(), two.clone()]).unwrap();
+        assert_eq!(got, vec![one.clone(), Opened::Unread, two]);
+        assert!(matches!(
+            with_unread(&events, filter, vec![one]),
+            Err(StoreError::Corrupt { .. })
+        ));
     }
 
     #[test]

@@ -36,7 +36,7 @@ use futures::StreamExt as _;
 use sqlx::{Connection as _, PgPool};
 use tokio::sync::mpsc;
 
-use crate::{BatchApplyError, Projection};
+use crate::{reads_payload, with_unread, BatchApplyError, PayloadFilter, Projection};
 
 /// Events read, opened and applied at a time (one transaction each).
 const BATCH: i64 = 10_000;
@@ -150,6 +150,7 @@ pub async fn rebuild(
         pool.clone(),
         store.vault().clone(),
         name.to_owned(),
+        projection.payload_filter(),
         read,
         sender,
     )));
@@ -201,7 +202,7 @@ pub async fn rebuild(
         let Some(last) = batch.last().map(|e| e.position) else {
             break;
         };
-        let batch = open_batch(store.vault(), batch, &skip).await?;
+        let batch = open_batch(store.vault(), batch, &skip, projection.payload_filter()).await?;
         apply_all(&mut tx, projection, Stage::CatchUp, &batch, &mut report).await?;
         cursor = last;
     }
@@ -405,6 +406,7 @@ async fn open_ahead(
     pool: PgPool,
     vault: Vault,
     name: String,
+    filter: Option<PayloadFilter>,
     mut read: mpsc::Receiver<Result<Vec<StoredEvent>, StoreError>>,
     out: mpsc::Sender<Result<OpenedBatch, StoreError>>,
 ) -> Duration {
@@ -413,7 +415,7 @@ async fn open_ahead(
         let began = Instant::now();
         let opened = match batch {
             Ok(batch) => match set_aside(&pool, &name).await {
-                Ok(skip) => open_batch(&vault, batch, &skip).await,
+                Ok(skip) => open_batch(&vault, batch, &skip, filter).await,
                 Err(e) => Err(e),
             },
             Err(e) => Err(e),
@@ -428,11 +430,13 @@ async fn open_ahead(
 }
 
 /// Opens the events of `batch` not in `skip`: their subjects' keys in one query, the
-/// payloads on every core (in `spawn_blocking`).
+/// payloads on every core (in `spawn_blocking`); those the projection's `filter` leaves
+/// out are never decrypted ([`Opened::Unread`]).
 async fn open_batch(
     vault: &Vault,
     batch: Vec<StoredEvent>,
     skip: &HashSet<EventId>,
+    filter: Option<PayloadFilter>,
 ) -> Result<OpenedBatch, StoreError> {
     let last = batch.last().map_or(Position::START, |e| e.position);
     let read = batch.len();
@@ -443,12 +447,23 @@ async fn open_batch(
     let skipped = (read - events.len()) as u64;
     let keys = vault
         .keys()
-        .for_read_many(events.iter().map(|e| &e.header.subject))
+        .for_read_many(
+            events
+                .iter()
+                .filter(|e| reads_payload(filter, e))
+                .map(|e| &e.header.subject),
+        )
         .await?;
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let (events, opened) = tokio::task::spawn_blocking(move || {
         let refs: Vec<&StoredEvent> = events.iter().collect();
-        let opened = carelog_store::vault::open_with_keys(&keys, &refs, threads);
+        let wanted: Vec<&StoredEvent> = refs
+            .iter()
+            .copied()
+            .filter(|e| reads_payload(filter, e))
+            .collect();
+        let opened = carelog_store::vault::open_with_keys(&keys, &wanted, threads)
+            .and_then(|opened| with_unread(&refs, filter, opened));
         (events, opened)
     })
     .await

@@ -640,7 +640,8 @@ impl Projector {
         events: &[(usize, &StoredEvent)],
     ) -> Result<Option<(Option<usize>, ApplyError)>, SessionEnd> {
         let refs: Vec<&StoredEvent> = events.iter().map(|(_, e)| *e).collect();
-        let opened = match self.store.vault().open_batch(&refs).await {
+        let filter = self.projection.payload_filter();
+        let opened = match crate::open_filtered(self.store.vault(), &refs, filter).await {
             Ok(opened) => opened,
             Err(StoreError::Database(e)) => return Err(SessionEnd::Store(e.into())),
             Err(e) => return Ok(Some((None, ApplyError::from(e)))),
@@ -661,7 +662,8 @@ impl Projector {
         events: &[(usize, &StoredEvent)],
     ) -> Result<Option<(Option<usize>, ApplyError)>, SessionEnd> {
         for (index, event) in events {
-            let applied = match self.store.open(event).await {
+            let filter = self.projection.payload_filter();
+            let applied = match crate::open_one(self.store.vault(), event, filter).await {
                 Ok(opened) => self.projection.apply(&mut *tx, event, &opened).await,
                 Err(StoreError::Database(e)) => return Err(SessionEnd::Store(e.into())),
                 Err(e) => Err(ApplyError::from(e)),

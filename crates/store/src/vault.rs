@@ -16,6 +16,10 @@ pub enum Opened {
     Payload(serde_json::Value),
     /// The subject was erased: its key is destroyed and this payload is unreadable for good.
     Erased,
+    /// Not opened, on purpose: a projection that reads only some payloads
+    /// (`carelog_projector::Projection::payload_filter`) gets the others this way, never
+    /// decrypted. [`Vault::open`] and [`Vault::open_batch`] never answer it.
+    Unread,
 }
 
 // No Debug that could print PHI.
@@ -24,6 +28,7 @@ impl std::fmt::Debug for Opened {
         match self {
             Opened::Payload(_) => f.write_str("Opened::Payload(..)"),
             Opened::Erased => f.write_str("Opened::Erased"),
+            Opened::Unread => f.write_str("Opened::Unread"),
         }
     }
 }

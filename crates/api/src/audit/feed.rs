@@ -11,7 +11,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use carelog_domain::{Position, SubjectId};
+use carelog_domain::Position;
 use carelog_store::{Opened, StoredEvent};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -62,14 +62,10 @@ fn hex(bytes: &[u8]) -> String {
 /// The feed entry of `event`; only an access record sealed under `system` is opened.
 async fn entry(state: &AppState, event: &StoredEvent) -> Result<FeedEntryDto, ApiError> {
     let h = &event.header;
-    let access = matches!(
-        h.event_type.as_str(),
-        "AccessRecorded" | "ClientAuditDeclared"
-    );
-    let opened = if access && h.subject == SubjectId::system() {
+    let opened = if carelog_projector::audit_feed::reads_payload(event) {
         state.store.vault().open(event).await?
     } else {
-        Opened::Erased
+        Opened::Unread
     };
     let row = carelog_projector::audit_feed::row(event, &opened);
     Ok(FeedEntryDto {

@@ -399,6 +399,7 @@ impl Clinical {
                 let ty = stored.header.event_type.as_str();
                 match self.store().open(stored).await? {
                     Opened::Erased => state.apply_shredded(ty),
+                    Opened::Unread => return Err(crate::load::not_opened(stored).into()),
                     Opened::Payload(p) => match DsrEvent::decode(ty, p) {
                         Some(Ok(e)) => state.apply(&e),
                         Some(Err(_)) => {

@@ -130,6 +130,7 @@ impl Identity {
                 let payload = match self.store().open(stored).await? {
                     Opened::Payload(p) => p,
                     Opened::Erased => return Err(IdentityError::NotFound),
+                    Opened::Unread => return Err(crate::load::not_opened(stored).into()),
                 };
                 match UserEvent::decode(ty, payload) {
                     Some(Ok(event)) => user.apply(&event),
