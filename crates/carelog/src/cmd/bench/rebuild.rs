@@ -324,7 +324,8 @@ async fn rebuild_in(
     // carelog: a rebuild of audit_feed, as `carelog rebuild audit_feed` runs it, with a
     // fresh key store (no data key cached yet).
     let (rebuild, stages) = {
-        let progress = Progress::start("carelog rebuild audit_feed (read, decrypt, apply)");
+        let progress =
+            Progress::start("carelog rebuild audit_feed (read, open what it reads, apply)");
         let keys = KeyStore::new(pool.clone(), keyring.clone(), CacheConfig::default());
         let store = EventStore::start(pool.clone(), keys, GroupCommitConfig::default());
         let started = Instant::now();
@@ -332,7 +333,7 @@ async fn rebuild_in(
             .await
             .context("rebuilding audit_feed")?;
         let step = Step {
-            what: "carelog rebuild of audit_feed (read, decrypt, apply, swap)",
+            what: "carelog rebuild of audit_feed (read, open what it reads, apply, swap)",
             events: report.applied + report.skipped,
             elapsed: started.elapsed(),
         };
@@ -531,7 +532,7 @@ impl RebuildReport {
     fn section(&self) -> String {
         format!(
             "{start}\n\
-             ## Rebuild: audit_feed from the log (read, decrypt, apply) vs plain SQL\n\
+             ## Rebuild: audit_feed from the log (read, open, apply) vs plain SQL\n\
              \n\
              - Date: {date}\n\
              - Machine: {machine}\n\
@@ -541,8 +542,11 @@ impl RebuildReport {
              per append through the group-commit event store; then `VACUUM (ANALYZE)` and \
              `CHECKPOINT`.\n\
              - The rebuild is `carelog_projector::rebuild` with a fresh key store (no data \
-             key cached): reads of {batch} events, opened (AES-256-GCM + JSON, on every \
-             core) and applied by one binary `COPY` per batch into an index-less twin table, \
+             key cached): reads of {batch} events, opened where the projection reads the \
+             payload (AES-256-GCM + JSON, on every core; `audit_feed` reads only access \
+             records sealed under `system`, so this log's patient payloads are not \
+             decrypted, as in production where they are most of the log) and applied by \
+             one binary `COPY` per batch into an index-less twin table, \
              the three stages pipelined; then the twin gets the live table's indexes, \
              catches up under the projection's lock and is swapped in. Baselines: the same \
              gap-safe reads (`read::all`) \
