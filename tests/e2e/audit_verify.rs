@@ -34,22 +34,6 @@ async fn stream_of(app: &TestApp, n: usize) -> (StreamId, Vec<i64>) {
     (s, events.iter().map(|e| e.position.0).collect())
 }
 
-/// Flips one bit of the payload at `position`, as a superuser with the append-only
-/// triggers off for the session.
-async fn flip_payload_byte(db: &TestDb, position: i64) {
-    let mut admin = db.admin().await;
-    admin
-        .execute("SET session_replication_role = replica")
-        .await
-        .unwrap();
-    sqlx::query("UPDATE events SET payload = set_byte(payload, 20, get_byte(payload, 20) # 1) WHERE position = $1")
-        .bind(position)
-        .execute(&mut admin)
-        .await
-        .unwrap();
-    admin.close().await.unwrap();
-}
-
 /// Rewrites the payload of `stream`'s event at `version` and recomputes its hash and the
 /// hashes (and prev_hashes) of every later event of the stream: a forger with write access
 /// to the database but not the server's keys.
@@ -60,11 +44,7 @@ async fn rewrite_and_rechain(app: &TestApp, stream: &StreamId, version: usize) {
         .read_stream(stream, StreamVersion::EMPTY, 100)
         .await
         .unwrap();
-    let mut admin = app.db.admin().await;
-    admin
-        .execute("SET session_replication_role = replica")
-        .await
-        .unwrap();
+    let mut admin = app.db.forger().await;
     let mut prev = events[version - 2].hash;
     for ev in &events[version - 1..] {
         let mut payload = ev.payload.clone();
@@ -164,7 +144,7 @@ async fn a_flipped_payload_byte_fails_that_stream_and_the_whole_log_naming_strea
     let (s, positions) = stream_of(&app, 3).await;
     let (other, _) = stream_of(&app, 2).await;
     let target = positions[1];
-    flip_payload_byte(&app.db, target).await;
+    app.db.flip_payload_byte(target).await;
 
     let one = verify(&app, &admin.token, Some(&s)).await;
     assert_eq!(one["ok"], false);
@@ -243,10 +223,7 @@ async fn a_forged_checkpoint_is_caught_and_checkpoints_are_append_only() {
     assert!(denied.is_err(), "checkpoints are append-only");
 
     // A superuser may, with the triggers off: the signature then fails.
-    let mut su = app.db.admin().await;
-    su.execute("SET session_replication_role = replica")
-        .await
-        .unwrap();
+    let mut su = app.db.forger().await;
     su.execute("UPDATE audit_checkpoints SET signature = set_byte(signature, 0, get_byte(signature, 0) # 1)")
         .await
         .unwrap();

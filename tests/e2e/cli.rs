@@ -8,7 +8,7 @@ use carelog_crypto::{Keyring, MasterKey};
 use carelog_domain::{operations, StreamVersion};
 use carelog_store::Expected;
 use serde_json::json;
-use sqlx::{Connection, Executor};
+use sqlx::Connection;
 
 use crate::support::{self, event, one, patient_stream, TestDb};
 
@@ -110,11 +110,7 @@ async fn verify_exits_non_zero_and_names_the_first_broken_event() {
         .await
         .unwrap();
     let target = events[1].position.0;
-    let mut admin = db.admin().await;
-    admin
-        .execute("SET session_replication_role = replica")
-        .await
-        .unwrap();
+    let mut admin = db.forger().await;
     // Metadata is covered by the hash too.
     sqlx::query("UPDATE events SET metadata = jsonb_set(metadata, '{request_id}', '\"forged\"') WHERE position = $1")
         .bind(target)

@@ -4,26 +4,9 @@
 use carelog_domain::{StreamVersion, SubjectId};
 use carelog_store::{verify_chain, Expected, Opened, StoreError};
 use serde_json::json;
-use sqlx::{Connection, Executor};
 use uuid::Uuid;
 
 use crate::support::{self, event, one, patient_stream, TestDb};
-
-/// Flips one bit of the payload stored at `position`, as a superuser with the
-/// append-only triggers switched off for the session.
-async fn flip_payload_byte(db: &TestDb, position: i64) {
-    let mut admin = db.admin().await;
-    admin
-        .execute("SET session_replication_role = replica")
-        .await
-        .unwrap();
-    sqlx::query("UPDATE events SET payload = set_byte(payload, 20, get_byte(payload, 20) # 1) WHERE position = $1")
-        .bind(position)
-        .execute(&mut admin)
-        .await
-        .unwrap();
-    admin.close().await.unwrap();
-}
 
 #[tokio::test]
 async fn a_plaintext_marker_appears_nowhere_in_a_dump_of_the_database() {
@@ -90,7 +73,7 @@ async fn a_flipped_ciphertext_byte_fails_verification_at_that_event_and_does_not
         .await
         .unwrap();
     let target = events[1].position.0;
-    flip_payload_byte(&db, target).await;
+    db.flip_payload_byte(target).await;
 
     let report = verify_chain(&db.pool, Some(&s)).await.unwrap();
     assert!(!report.ok);
@@ -129,11 +112,7 @@ async fn a_ciphertext_copied_onto_another_row_does_not_open() {
         .read_stream(&s, StreamVersion::EMPTY, 10)
         .await
         .unwrap();
-    let mut admin = db.admin().await;
-    admin
-        .execute("SET session_replication_role = replica")
-        .await
-        .unwrap();
+    let mut admin = db.forger().await;
     sqlx::query("UPDATE events SET payload = (SELECT payload FROM events WHERE position = $1) WHERE position = $2")
         .bind(events[0].position.0)
         .bind(events[1].position.0)

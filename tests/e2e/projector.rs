@@ -251,20 +251,7 @@ async fn the_audit_feed_never_opens_a_persons_payload() {
     let store = support::store(&db, support::keyring());
     let positions = append_n(&store, patient_stream(), 0, 3).await;
     let tampered = positions[1];
-    {
-        let mut admin = db.admin().await;
-        sqlx::Executor::execute(&mut admin, "SET session_replication_role = replica")
-            .await
-            .unwrap();
-        sqlx::query(
-            "UPDATE events SET payload = set_byte(payload, 20, get_byte(payload, 20) # 1) \
-             WHERE position = $1",
-        )
-        .bind(tampered.0)
-        .execute(&mut admin)
-        .await
-        .unwrap();
-    }
+    db.flip_payload_byte(tampered.0).await;
     let log = carelog_store::read::all(&db.pool, Position(0), 10)
         .await
         .unwrap();

@@ -122,6 +122,32 @@ impl TestDb {
             .await
             .expect("admin connection to the test database")
     }
+
+    /// [`Self::admin`] with the append-only triggers switched off for the session
+    /// (`session_replication_role = replica`): an attacker who can rewrite rows.
+    pub async fn forger(&self) -> PgConnection {
+        use sqlx::Executor as _;
+        let mut conn = self.admin().await;
+        conn.execute("SET session_replication_role = replica")
+            .await
+            .expect("switch the triggers off");
+        conn
+    }
+
+    /// Flips one bit of the payload stored at `position`, as [`Self::forger`].
+    pub async fn flip_payload_byte(&self, position: i64) {
+        use sqlx::Connection as _;
+        let mut forger = self.forger().await;
+        sqlx::query(
+            "UPDATE events SET payload = set_byte(payload, 20, get_byte(payload, 20) # 1) \
+             WHERE position = $1",
+        )
+        .bind(position)
+        .execute(&mut forger)
+        .await
+        .expect("flip a payload bit");
+        forger.close().await.expect("close");
+    }
 }
 
 /// The URL of `db` as carelog's role (for running the `carelog` binary against it).
