@@ -405,3 +405,75 @@ async fn streams_are_ensured_idempotently_under_the_prefix() {
         "a prefix with a dot cannot name a stream"
     );
 }
+
+/// One event of `s` whose payload and metadata serialise to exactly `bytes`, its
+/// payload a note starting with `marker`.
+fn event_of_size(
+    s: &carelog_domain::StreamId,
+    bytes: usize,
+    marker: &str,
+) -> carelog_domain::NewEvent {
+    let mut ev = event(s, "PatientRegistered", json!({"note": marker}));
+    let base = serde_json::to_vec(&ev.payload).unwrap().len()
+        + serde_json::to_vec(&ev.metadata).unwrap().len();
+    ev.payload = json!({"note": format!("{marker}{}", "y".repeat(bytes - base))});
+    ev
+}
+
+#[tokio::test]
+async fn the_largest_event_the_store_takes_is_relayed_and_a_larger_one_changes_nothing() {
+    use carelog_store::{AppendError, MAX_EVENT_BYTES};
+    let db = TestDb::new().await;
+    let store = support::store(&db, support::keyring());
+    let nats = TestNats::new().await;
+    let s = patient_stream();
+    let marker = format!("large-{}", Uuid::now_v7().simple());
+
+    let refused = store
+        .append(one(
+            s,
+            Expected::Exact(StreamVersion(0)),
+            event_of_size(&s, MAX_EVENT_BYTES + 1, &marker),
+        ))
+        .await;
+    assert!(
+        matches!(refused, Err(AppendError::TooLarge { bytes, max })
+            if bytes == MAX_EVENT_BYTES + 1 && max == MAX_EVENT_BYTES),
+        "{refused:?}"
+    );
+    assert!(log(&db).await.is_empty(), "nothing appended");
+    let keys: i64 = sqlx::query_scalar("SELECT count(*) FROM subject_keys WHERE subject_id = $1")
+        .bind(carelog_domain::SubjectId::of_stream(&s).to_string())
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(keys, 0, "a refused append creates no data key");
+
+    // The largest event, then a small one behind it: both reach the stream, in order.
+    store
+        .append(one(
+            s,
+            Expected::Exact(StreamVersion(0)),
+            event_of_size(&s, MAX_EVENT_BYTES, &marker),
+        ))
+        .await
+        .expect("an event of exactly the limit is taken");
+    store
+        .append(one(
+            s,
+            Expected::Exact(StreamVersion(1)),
+            event(&s, "PatientUpdated", json!({"n": 1})),
+        ))
+        .await
+        .expect("append after it");
+    let (relay, _) = spawn_relay(&db, &nats.url, &nats.prefix).await;
+    wait_all_relayed(&db, &nats.url, &nats.prefix).await;
+    assert_stream_is_the_log(&db, &nats.url, &nats.prefix, &marker).await;
+    let largest = stream_messages(&nats.url, &nats.prefix).await[0].body.len();
+    assert!(
+        largest > MAX_EVENT_BYTES,
+        "the large event was relayed whole"
+    );
+    assert!(largest <= carelog_bus::MAX_MESSAGE_BYTES, "{largest} bytes");
+    relay.abort();
+}

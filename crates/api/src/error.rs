@@ -259,6 +259,7 @@ impl From<AppendError> for ApiError {
             AppendError::BadSize { got, max } => ApiError::validation(format!(
                 "a command produces 1 to {max} events, this one {got}"
             )),
+            AppendError::TooLarge { .. } => ApiError::PayloadTooLarge,
             AppendError::Store(e) => ApiError::from(e),
         }
     }

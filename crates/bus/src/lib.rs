@@ -21,7 +21,7 @@ pub mod streams;
 use carelog_domain::{EventType, StreamType};
 
 pub use dead_letter::{DeadLetterNotice, NoticePublisher, NoticeStatus};
-pub use message::{decode, encode, MessageError, HEADER_POSITION};
+pub use message::{decode, encode, MessageError, HEADER_POSITION, MAX_MESSAGE_BYTES};
 pub use relay::{Relay, RelayConfig, RelayStatus};
 pub use streams::{ensure_streams, StreamsError};
 

@@ -47,6 +47,16 @@ use serde::{Deserialize, Serialize};
 /// The header carrying the event's global position.
 pub const HEADER_POSITION: &str = "Carelog-Position";
 
+/// The largest message body [`encode`] produces for an event the store accepts
+/// (`carelog_store::MAX_EVENT_BYTES` of payload and metadata, sealed, payload in
+/// base64): a NATS server whose `max_payload` is below this cannot carry every event,
+/// and the relay says so when it becomes active. NATS's default is 1 MiB.
+pub const MAX_MESSAGE_BYTES: usize = 900 * 1000;
+const _: () = assert!(
+    MAX_MESSAGE_BYTES < 1024 * 1024,
+    "under NATS's default max_payload"
+);
+
 /// A body that is not a relayed event.
 #[derive(Debug, thiserror::Error)]
 pub enum MessageError {
@@ -161,6 +171,16 @@ mod tests {
             prev_hash: [7; 32],
             hash: [9; 32],
         }
+    }
+
+    #[test]
+    fn the_largest_event_the_store_accepts_fits_the_message_bound() {
+        // All of the budget in the payload is the worst case: only the payload grows by
+        // a third (base64), and sealing adds a 12-byte nonce and a 16-byte tag.
+        let mut e = sample();
+        e.payload = vec![0xAB; carelog_store::MAX_EVENT_BYTES + 12 + 16];
+        let (_, body) = encode(&e);
+        assert!(body.len() <= MAX_MESSAGE_BYTES, "{} bytes", body.len());
     }
 
     #[test]

@@ -128,6 +128,19 @@ impl RelayStatus {
     }
 }
 
+/// Warns when the NATS server takes smaller messages than the largest event's: such an
+/// event would be retried for ever and hold back every later one (the relay never skips).
+/// 0 means not connected yet (nothing known).
+fn warn_if_small_max_payload(max_payload: usize) {
+    if max_payload > 0 && max_payload < message::MAX_MESSAGE_BYTES {
+        tracing::warn!(
+            max_payload,
+            needed = message::MAX_MESSAGE_BYTES,
+            "the NATS server's max_payload is below the largest event message; raise it (nats-server max_payload) or large events will stall the relay"
+        );
+    }
+}
+
 /// First re-read after a wake-up that found nothing yet (then doubled).
 const QUICK_RETRY_FIRST: Duration = Duration::from_millis(1);
 /// Last quick re-read after a wake-up; then the relay waits for the next wake-up or
@@ -347,6 +360,7 @@ impl Relay {
                 false
             }
         };
+        warn_if_small_max_payload(self.js.client().server_info().max_payload);
         let mut last_ping = Instant::now();
         let waker = Waker::start(&self.pool, self.cfg.listen, self.cfg.standby_retry);
         let mut quick = None;

@@ -43,6 +43,16 @@ use crate::vault::{Opened, Vault};
 /// The most events one append may carry.
 pub const MAX_EVENTS_PER_APPEND: usize = 1_000;
 
+/// The largest event: its serialised payload plus its serialised metadata, in bytes.
+///
+/// The relay publishes each event as one NATS message whose body carries the sealed
+/// payload in base64 (4/3 of its size) beside the metadata (`carelog_bus::message`).
+/// NATS refuses a message over the server's `max_payload` (1 MiB by default), and the
+/// relay never skips an event, so an event too large to publish would hold back every
+/// later one. 640 KiB keeps the largest message under 900 KB. Domain inputs are far
+/// smaller (a record's data is at most 64 KiB); this bound is the store's own guarantee.
+pub const MAX_EVENT_BYTES: usize = 640 * 1024;
+
 /// What the caller believes the stream's version to be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Expected {
@@ -229,9 +239,28 @@ impl EventStore {
                 max: MAX_EVENTS_PER_APPEND,
             });
         }
+        // Serialise and measure every event before any key is resolved: a refused append
+        // creates no data key.
+        let mut serialised = Vec::with_capacity(n);
+        for ev in req.events {
+            let plaintext = Zeroizing::new(
+                serde_json::to_vec(&ev.payload).expect("a JSON value always serialises"),
+            );
+            let metadata = serde_json::to_vec(&ev.metadata)
+                .expect("metadata always serialises")
+                .len();
+            let bytes = plaintext.len() + metadata;
+            if bytes > MAX_EVENT_BYTES {
+                return Err(AppendError::TooLarge {
+                    bytes,
+                    max: MAX_EVENT_BYTES,
+                });
+            }
+            serialised.push((ev, plaintext));
+        }
         let mut keys: HashMap<SubjectId, (KeyId, Dek)> = HashMap::new();
         let mut events = Vec::with_capacity(n);
-        for ev in req.events {
+        for (ev, plaintext) in serialised {
             if !keys.contains_key(&ev.subject) {
                 let key = match conn.as_deref_mut() {
                     Some(conn) => self.vault.keys().for_write_in(conn, &ev.subject).await?,
@@ -243,9 +272,6 @@ impl EventStore {
                 };
             }
             let (key_id, dek) = keys[&ev.subject].clone();
-            let plaintext = Zeroizing::new(
-                serde_json::to_vec(&ev.payload).expect("a JSON value always serialises"),
-            );
             events.push(Prepared {
                 event_id: ev.event_id,
                 event_type: ev.event_type,

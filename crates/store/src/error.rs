@@ -62,6 +62,15 @@ pub enum AppendError {
         /// The limit.
         max: usize,
     },
+    /// An event is over [`crate::append::MAX_EVENT_BYTES`] (payload plus metadata,
+    /// serialised): too large to relay as one NATS message (413).
+    #[error("an event is {bytes} bytes, over the limit of {max}")]
+    TooLarge {
+        /// Its payload and metadata, serialised.
+        bytes: usize,
+        /// The limit.
+        max: usize,
+    },
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),

@@ -43,7 +43,9 @@ pub mod relay;
 pub mod vault;
 pub mod verify;
 
-pub use append::{AppendRequest, Appended, EventStore, Expected, GroupCommitConfig};
+pub use append::{
+    AppendRequest, Appended, EventStore, Expected, GroupCommitConfig, MAX_EVENT_BYTES,
+};
 pub use connect::{connect, migrate, startup_checks, PoolConfig};
 pub use error::{AppendError, StoreError};
 pub use keys::KeyStore;
