@@ -34,7 +34,9 @@
 //! Failures of PostgreSQL or NATS themselves (not of the projection, including an
 //! [`ApplyError::is_transient`] one) never produce dead letters: the runtime logs them,
 //! waits (backoff), and starts over from the checkpoint and the consumer's
-//! acknowledgement floor; NATS redelivers what was not acknowledged after `ack_wait`.
+//! acknowledgement floor. A session that starts while messages delivered to an earlier
+//! one are still unacknowledged (after a crash or such an error) recreates the consumer
+//! just after its floor, so they come again at once instead of after `ack_wait`.
 //!
 //! One projector per projection and prefix is active at a time (a durable consumer
 //! shared by two would split the stream): like the relay, each projector holds a
@@ -335,7 +337,20 @@ impl Projector {
         }
     }
 
-    async fn consumer(&self) -> Result<consumer::Consumer<consumer::pull::Config>, SessionEnd> {
+    /// The durable consumer, and its acknowledgement floor (stream sequence; 0 when
+    /// nothing was ever acknowledged).
+    ///
+    /// Messages delivered to an earlier session and never acknowledged (a crash, or a
+    /// session ended by an error) would only be redelivered after `ack_wait` (30 s by
+    /// default), and the session nak's everything past that gap meanwhile: the projection
+    /// would stand still. This projector holds the projection's lock, so no one else
+    /// consumes: when the consumer has such pending deliveries, it is deleted and created
+    /// again from the message after its floor, which delivers them at once. Messages
+    /// between the floor and the checkpoint are acknowledged without being applied, as
+    /// always.
+    async fn consumer(
+        &self,
+    ) -> Result<(consumer::Consumer<consumer::pull::Config>, u64), SessionEnd> {
         let nats = |e: &dyn std::fmt::Display| SessionEnd::Nats(e.to_string());
         carelog_bus::ensure_streams(&self.js, &self.bus)
             .await
@@ -346,24 +361,46 @@ impl Projector {
             .await
             .map_err(|e| nats(&e))?;
         let name = self.consumer_name();
-        stream
-            .get_or_create_consumer(
-                &name,
-                consumer::pull::Config {
-                    durable_name: Some(name.clone()),
-                    description: Some(format!("carelog projection {}", self.projection.name())),
-                    ack_policy: consumer::AckPolicy::Explicit,
-                    deliver_policy: consumer::DeliverPolicy::All,
-                    ack_wait: self.cfg.ack_wait,
-                    max_deliver: -1,
-                    // Room for the pulled-ahead batches, unacknowledged until applied.
-                    max_ack_pending: i64::try_from(self.cfg.batch.max(1) * PULL_BATCHES * 2)
-                        .unwrap_or(i64::MAX),
-                    ..Default::default()
-                },
-            )
+        let config = |deliver_policy| consumer::pull::Config {
+            durable_name: Some(name.clone()),
+            description: Some(format!("carelog projection {}", self.projection.name())),
+            ack_policy: consumer::AckPolicy::Explicit,
+            deliver_policy,
+            ack_wait: self.cfg.ack_wait,
+            max_deliver: -1,
+            // Room for the pulled-ahead batches, unacknowledged until applied.
+            max_ack_pending: i64::try_from(self.cfg.batch.max(1) * PULL_BATCHES * 2)
+                .unwrap_or(i64::MAX),
+            ..Default::default()
+        };
+        let mut existing = stream
+            .get_or_create_consumer(&name, config(consumer::DeliverPolicy::All))
             .await
-            .map_err(|e| nats(&e))
+            .map_err(|e| nats(&e))?;
+        let info = existing.info().await.map_err(|e| nats(&e))?;
+        let floor = info.ack_floor.stream_sequence;
+        if info.num_ack_pending == 0 {
+            return Ok((existing, floor));
+        }
+        tracing::info!(
+            projection = %self.projection.name(),
+            pending = info.num_ack_pending,
+            floor,
+            "unacknowledged deliveries of an earlier session; recreating the consumer after its floor"
+        );
+        stream.delete_consumer(&name).await.map_err(|e| nats(&e))?;
+        let deliver = if floor == 0 {
+            consumer::DeliverPolicy::All
+        } else {
+            consumer::DeliverPolicy::ByStartSequence {
+                start_sequence: floor + 1,
+            }
+        };
+        let fresh = stream
+            .create_consumer(config(deliver))
+            .await
+            .map_err(|e| nats(&e))?;
+        Ok((fresh, floor))
     }
 
     /// One session: from the checkpoint and the consumer's acknowledgement floor until
@@ -374,15 +411,11 @@ impl Projector {
         stop: &mut Stop,
     ) -> Result<(), SessionEnd> {
         let name = self.projection.name();
-        let mut consumer = self.consumer().await?;
-        let info = consumer
-            .info()
-            .await
-            .map_err(|e| SessionEnd::Nats(e.to_string()))?;
+        let (consumer, floor) = self.consumer().await?;
         // The last stream sequence handled: the acknowledgement floor, or just before the
         // stream's first message for a new consumer.
-        let mut last_seq = if info.ack_floor.stream_sequence > 0 {
-            info.ack_floor.stream_sequence
+        let mut last_seq = if floor > 0 {
+            floor
         } else {
             let mut stream = self
                 .js
