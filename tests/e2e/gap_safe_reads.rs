@@ -209,3 +209,68 @@ async fn naive_round(pool: &PgPool) -> usize {
     let seen = reader.await.unwrap();
     committed.difference(&seen).count()
 }
+
+/// A writer that inserts into the log without taking the log lock itself (a hand-written
+/// repair, another tool) still waits for it: migration 0010's trigger takes it. Without
+/// that, such a row could get a later position, commit first, and let a reader move past
+/// the earlier position of a transaction still in flight.
+#[tokio::test]
+async fn an_insert_that_does_not_take_the_log_lock_still_waits_for_it() {
+    let db = TestDb::new().await;
+    let store = support::store(&db, support::keyring());
+    let (s, t) = (patient_stream(), patient_stream());
+    let first = store
+        .append(one(t, Expected::Any, event(&t, "Written", json!({}))))
+        .await
+        .unwrap()
+        .last_position();
+
+    // A carelog append in flight, holding the lock.
+    let mut holder = db.pool.begin().await.unwrap();
+    store
+        .append_in_tx(
+            &mut holder,
+            one(s, Expected::Any, event(&s, "Written", json!({}))),
+        )
+        .await
+        .unwrap();
+
+    // A raw insert on another connection (a copy of t's event as its version 2).
+    let mut raw = db.admin().await;
+    let t_id = t.to_string();
+    let inserting = tokio::spawn(async move {
+        sqlx::query(
+            "INSERT INTO events (event_id, stream_id, stream_type, version, event_type,
+                                 schema_version, subject_id, key_id, payload, metadata,
+                                 recorded_at, prev_hash, hash)
+             SELECT gen_random_uuid(), stream_id, stream_type, version + 1, event_type,
+                    schema_version, subject_id, key_id, payload, metadata, recorded_at,
+                    hash, hash
+             FROM events WHERE stream_id = $1",
+        )
+        .bind(t_id)
+        .execute(&mut raw)
+        .await
+        .unwrap();
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !inserting.is_finished(),
+        "the raw insert waits for the log lock"
+    );
+    let page = store.read_all(first, 10).await.unwrap();
+    assert!(page.is_empty(), "nothing after {first} is visible yet");
+
+    holder.commit().await.unwrap();
+    tokio::time::timeout(Duration::from_secs(5), inserting)
+        .await
+        .expect("the raw insert goes on once the lock is free")
+        .unwrap();
+    let page = store.read_all(first, 10).await.unwrap();
+    let streams: Vec<StreamId> = page.iter().map(|e| e.header.stream_id).collect();
+    assert_eq!(
+        streams,
+        [s, t],
+        "the held append first, then the raw insert"
+    );
+}

@@ -1,7 +1,8 @@
 -- The global log after a cursor, gap-safe, for a replay of the whole log (a rebuild): the
--- same page as read_all.sql (the first $2 rows after $1, stopped before its first row of
--- a transaction not older than every one in flight), with the horizon computed once per
--- query. One statement, one snapshot: the InitPlan finds the page's first recent row
+-- first $2 rows after $1, stopped before its first row of a transaction not older than
+-- every one in flight, with the horizon computed once per query. (read_all.sql, the live
+-- readers' page, relies on the log lock alone since migration 0010; the replay keeps the
+-- horizon, which its range reads need anyway: read.rs, ReplayHorizon.) One statement, one snapshot: the InitPlan finds the page's first recent row
 -- (xmin evaluated once), the outer scan returns the page's rows before it straight off
 -- the primary key, already in order (no materialised page, no sort, no temp file).
 SELECT position, event_id, stream_id, version, event_type, schema_version, subject_id,

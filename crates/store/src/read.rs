@@ -119,6 +119,8 @@ pub async fn stream(
 
 /// Up to `limit` events of the whole log after `after`, in position order, gap-safe:
 /// an event not returned now can never later appear at or before the last one returned.
+/// Every insert into the log holds the log lock until it commits (migration 0010), so
+/// positions are handed out in commit order (ADR 0002, amendment c).
 pub async fn all(
     pool: &PgPool,
     after: Position,
@@ -159,7 +161,7 @@ pub async fn all_bulk(
 /// xmin`; the replay keeps, in position order, the rows before the FIRST flagged row of
 /// the whole tiling, and reads on from the last kept row with the ordinary gap-safe page
 /// ([`all_bulk`]). The kept rows are exactly the rows before that point of the page
-/// `read_all.sql` would have returned in S with no limit:
+/// `read_all_bulk.sql` would have returned in S with no limit:
 /// - a row with `tx_id < xmin` belongs to a transaction that had ended before S, so it is
 ///   visible in S and in every later snapshot alike (the log is append-only: no row ever
 ///   disappears or changes);
@@ -168,7 +170,7 @@ pub async fn all_bulk(
 /// - so before the first flagged row of the tiling, the ranges saw exactly the rows of S
 ///   with `tx_id < xmin`, and S saw no flagged row there either (a row flagged now was
 ///   flagged in S, `xmin` being fixed): that is S's gap-safe page, cut at or before the
-///   point where read_all.sql cuts it.
+///   point where read_all_bulk.sql cuts it.
 ///
 /// The replay is therefore one gap-safe page read in S, truncated, followed by ordinary
 /// gap-safe pages: it inherits [`all`]'s guarantee (an event not returned can never later
