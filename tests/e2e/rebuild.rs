@@ -309,3 +309,65 @@ async fn replays_read_in_ranges_return_exactly_the_log_under_concurrent_writers(
         "some replay met a recent transaction in its ranges"
     );
 }
+
+/// An event the live projection sets aside while a rebuild is filling its twins (after
+/// the fill applied it) must not be in the swapped-in table: the rebuild notices under
+/// the projection's lock that its fill no longer matches the dead-letter queue and
+/// starts over.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_dead_lettered_during_the_rebuild_is_not_in_the_rebuilt_table() {
+    let app = TestApp::spawn().await;
+    app.user("PATIENT").await;
+    let (position, event_id, stream_id): (i64, uuid::Uuid, String) = sqlx::query_as(
+        "SELECT position, event_id, stream_id FROM events ORDER BY position DESC LIMIT 1",
+    )
+    .fetch_one(&app.db.pool)
+    .await
+    .unwrap();
+    let events: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
+        .fetch_one(&app.db.pool)
+        .await
+        .unwrap();
+
+    // After the first filled batch (which holds the whole log), the live projection
+    // dead-letters the last event.
+    let pool = app.db.pool.clone();
+    let mut first = true;
+    let report =
+        carelog_projector::rebuild(&app.db.pool, &app.services.store, &AuditFeed, |_, _| {
+            if std::mem::take(&mut first) {
+                tokio::task::block_in_place(|| {
+                    tokio::runtime::Handle::current().block_on(async {
+                        sqlx::query(
+                        "INSERT INTO dlq_entries (id, projection, stream_id, event_id, position,
+                                                  error, attempts, first_failed_at,
+                                                  last_failed_at, status)
+                         VALUES (gen_random_uuid(), 'audit_feed', $1, $2, $3, 'test', 3,
+                                 now(), now(), 'failed')",
+                    )
+                    .bind(&stream_id)
+                    .bind(event_id)
+                    .bind(position)
+                    .execute(&pool)
+                    .await
+                    .unwrap();
+                    })
+                });
+            }
+        })
+        .await
+        .unwrap();
+
+    assert_eq!(report.attempts, 2, "the changed queue made it start over");
+    assert_eq!(report.skipped, 1);
+    assert_eq!(report.applied as i64, events - 1);
+    let rows: Vec<i64> = sqlx::query_scalar("SELECT position FROM audit_feed ORDER BY position")
+        .fetch_all(&app.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(rows.len() as i64, events - 1);
+    assert!(
+        !rows.contains(&position),
+        "the dead-lettered event is not in the table"
+    );
+}

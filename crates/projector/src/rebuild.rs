@@ -20,7 +20,10 @@
 //!    event the new table already holds.
 //!
 //! Events the live projection set aside in its dead-letter queue are skipped, as the
-//! incremental state skipped them, so a rebuild reaches the same state. An event that
+//! incremental state skipped them, so a rebuild reaches the same state. The queue may
+//! change while the twins fill (the live projector dead-letters an event the fill already
+//! applied, or an operator retries one it skipped): step 3 compares, under the lock, and
+//! starts the rebuild over rather than swap in twins that disagree with it. An event that
 //! fails to apply stops the rebuild and leaves the live tables untouched; when a batch
 //! fails as a whole, its events are re-applied one at a time (in a savepoint, rolled
 //! back) to name the one that failed (a failed `COPY` names the first event of its batch).
@@ -63,6 +66,15 @@ pub enum RebuildError {
         /// Why (no PHI).
         error: String,
     },
+    /// The live projection's dead-letter queue changed under every attempt: events were
+    /// set aside or released while the twins were filled, so the fill no longer matched.
+    #[error("the dead-letter queue of {projection} changed during each of {attempts} attempts; run the rebuild again when it is settled")]
+    DlqKeptChanging {
+        /// The projection.
+        projection: String,
+        /// Attempts made.
+        attempts: u32,
+    },
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -81,6 +93,9 @@ pub struct RebuildReport {
     pub applied: u64,
     /// Events skipped because the live projection set them aside (DLQ).
     pub skipped: u64,
+    /// Attempts it took: a rebuild starts over when the live projection's dead-letter
+    /// queue changed while it filled the twins (see [`rebuild`]).
+    pub attempts: u32,
     /// The projection's checkpoint after the swap.
     pub checkpoint: Position,
     /// Where the time went.
@@ -108,13 +123,49 @@ pub struct RebuildTimings {
     pub catch_up_and_swap: Duration,
 }
 
+/// Attempts a rebuild makes before it gives up on a dead-letter queue that keeps changing.
+const ATTEMPTS: u32 = 3;
+
 /// Rebuilds `projection` from the log; `progress(done, total)` is told after each batch.
+///
+/// The twins must skip exactly the events the live projection has set aside when they
+/// are swapped in. The fill reads the dead-letter queue batch by batch; if, by the time
+/// of the swap (under the projection's lock, so nothing changes any more), an event
+/// filled in was set aside meanwhile, or one skipped was retried and applied, the twins
+/// are dropped unswapped and the rebuild starts over, at most [`ATTEMPTS`] times.
 pub async fn rebuild(
     pool: &PgPool,
     store: &EventStore,
     projection: &dyn Projection,
     mut progress: impl FnMut(u64, u64),
 ) -> Result<RebuildReport, RebuildError> {
+    for attempt in 1..=ATTEMPTS {
+        match rebuild_once(pool, store, projection, &mut progress).await? {
+            Some(mut report) => {
+                report.attempts = attempt;
+                return Ok(report);
+            }
+            None => tracing::info!(
+                projection = %projection.name(),
+                attempt,
+                "the dead-letter queue changed during the rebuild; starting over"
+            ),
+        }
+    }
+    Err(RebuildError::DlqKeptChanging {
+        projection: projection.name().to_owned(),
+        attempts: ATTEMPTS,
+    })
+}
+
+/// One attempt of [`rebuild`]: `None` when the dead-letter queue changed under it (the
+/// live tables are untouched).
+async fn rebuild_once(
+    pool: &PgPool,
+    store: &EventStore,
+    projection: &dyn Projection,
+    progress: &mut impl FnMut(u64, u64),
+) -> Result<Option<RebuildReport>, RebuildError> {
     let name = projection.name();
     let sql = projection
         .rebuild_sql()
@@ -134,6 +185,7 @@ pub async fn rebuild(
     let mut report = RebuildReport {
         applied: 0,
         skipped: 0,
+        attempts: 1,
         checkpoint: Position::START,
         timings: RebuildTimings::default(),
     };
@@ -155,8 +207,11 @@ pub async fn rebuild(
         sender,
     )));
     let mut applying = Duration::ZERO;
+    // The events the fill skipped, as the dead-letter queue stood at each batch.
+    let mut fill_skipped: HashSet<EventId> = HashSet::new();
     while let Some(batch) = opened.recv().await {
         let batch = batch?;
+        fill_skipped.extend(batch.set_aside.iter().copied());
         let began = Instant::now();
         let mut tx = pool.begin().await?;
         // The fill's commits need not wait for their WAL to reach the disk: they only
@@ -191,7 +246,11 @@ pub async fn rebuild(
     let mut tx = pool.begin().await?;
     pstore::lock(&mut tx, name).await?;
     let live = pstore::checkpoint(&mut *tx, name).await?;
-    let skip = set_aside(&mut *tx, name).await?;
+    let entries = pstore::dlq_list(&mut *tx, Some(name)).await?;
+    if !fill_agrees(&entries, &fill_skipped, cursor) {
+        return Ok(None);
+    }
+    let skip: HashSet<EventId> = entries.iter().map(|e| e.event_id).collect();
     pstore::rebuild_search_path(&mut tx).await?;
     while cursor < live {
         let batch: Vec<StoredEvent> = carelog_store::read::all_bulk(pool, cursor, BATCH)
@@ -236,7 +295,23 @@ pub async fn rebuild(
         catch_up_and_swap_ms = ms(t.catch_up_and_swap),
         "projection rebuilt"
     );
-    Ok(report)
+    Ok(Some(report))
+}
+
+/// Whether the fill, which read the log up to `filled` and skipped `fill_skipped`,
+/// skipped exactly the events up to `filled` that the dead-letter queue now sets aside
+/// (`entries`, read under the projection's lock).
+fn fill_agrees(
+    entries: &[pstore::DlqEntry],
+    fill_skipped: &HashSet<EventId>,
+    filled: Position,
+) -> bool {
+    let now: HashSet<EventId> = entries
+        .iter()
+        .filter(|e| e.position <= filled)
+        .map(|e| e.event_id)
+        .collect();
+    now == *fill_skipped
 }
 
 /// Gives the filled twin `carelog_rebuild.<table>` the constraints and indexes of the live
@@ -394,7 +469,7 @@ struct OpenedBatch {
     events: Vec<StoredEvent>,
     opened: Vec<Opened>,
     /// Events of the batch set aside by the live projection (not in `events`).
-    skipped: u64,
+    set_aside: Vec<EventId>,
     /// The position of the batch's last event, kept or not.
     last: Position,
 }
@@ -439,12 +514,10 @@ async fn open_batch(
     filter: Option<PayloadFilter>,
 ) -> Result<OpenedBatch, StoreError> {
     let last = batch.last().map_or(Position::START, |e| e.position);
-    let read = batch.len();
-    let events: Vec<StoredEvent> = batch
+    let (events, set_aside): (Vec<StoredEvent>, Vec<StoredEvent>) = batch
         .into_iter()
-        .filter(|e| !skip.contains(&e.header.event_id))
-        .collect();
-    let skipped = (read - events.len()) as u64;
+        .partition(|e| !skip.contains(&e.header.event_id));
+    let set_aside = set_aside.iter().map(|e| e.header.event_id).collect();
     let keys = vault
         .keys()
         .for_read_many(
@@ -475,7 +548,7 @@ async fn open_batch(
     Ok(OpenedBatch {
         opened: opened?,
         events,
-        skipped,
+        set_aside,
         last,
     })
 }
@@ -514,7 +587,7 @@ async fn apply_all(
     batch: &OpenedBatch,
     report: &mut RebuildReport,
 ) -> Result<(), RebuildError> {
-    report.skipped += batch.skipped;
+    report.skipped += batch.set_aside.len() as u64;
     if batch.events.is_empty() {
         return Ok(());
     }

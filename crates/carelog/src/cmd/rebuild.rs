@@ -53,8 +53,16 @@ pub async fn run(name: Option<String>, all: bool) -> Result<ExitCode> {
             bar.finish_and_clear();
         }
         let secs = started.elapsed().as_secs_f64().max(0.001);
+        let attempts = if report.attempts > 1 {
+            format!(
+                " ({} attempts: the dead-letter queue changed meanwhile)",
+                report.attempts
+            )
+        } else {
+            String::new()
+        };
         println!(
-            "rebuilt {}: {} events applied, {} skipped (dead letters), checkpoint {}, {:.0} events/s",
+            "rebuilt {}: {} events applied, {} skipped (dead letters), checkpoint {}, {:.0} events/s{attempts}",
             p.name(),
             report.applied,
             report.skipped,
