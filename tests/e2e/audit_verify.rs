@@ -174,6 +174,36 @@ async fn a_rewritten_and_rechained_row_passes_the_chains_but_not_the_signed_chec
     assert!(position >= 6, "{cp}");
     assert!(verify(&app, &admin.token, None).await["ok"] == true);
 
+    // Taking it is a command: the log says who took which checkpoint.
+    let ops = app
+        .services
+        .store
+        .read_stream(
+            &carelog_domain::operations::operations_stream(),
+            carelog_domain::StreamVersion::EMPTY,
+            10,
+        )
+        .await
+        .unwrap();
+    let taken_event = ops
+        .iter()
+        .find(|e| e.header.event_type.as_str() == "AuditCheckpointTaken")
+        .expect("an AuditCheckpointTaken event");
+    assert_eq!(taken_event.header.metadata.actor_id, Some(admin.user_id));
+    assert!(
+        taken_event.position.0 > position,
+        "recorded after the checkpoint"
+    );
+    let carelog_store::Opened::Payload(payload) =
+        app.services.store.open(taken_event).await.unwrap()
+    else {
+        panic!("the operations stream is readable")
+    };
+    assert_eq!(payload["checkpoint_id"], cp["id"]);
+    assert_eq!(payload["position"], cp["position"]);
+    assert_eq!(payload["digest"], cp["digest"]);
+    assert_eq!(payload["key_id"], cp["key_id"]);
+
     // The signature verifies with the published public key alone.
     let key = app.get("/api/audit/checkpoints/key", None).await;
     assert_eq!(key.status, 200);
@@ -284,6 +314,22 @@ async fn the_cli_takes_checkpoints_and_verify_checks_them_with_the_public_key() 
         text(&taken).contains("checkpoint 1 at position"),
         "{}",
         text(&taken)
+    );
+    let ops = app
+        .services
+        .store
+        .read_stream(
+            &carelog_domain::operations::operations_stream(),
+            carelog_domain::StreamVersion::EMPTY,
+            10,
+        )
+        .await
+        .unwrap();
+    assert_eq!(ops.len(), 1, "the operator's checkpoint is recorded");
+    assert_eq!(ops[0].header.event_type.as_str(), "AuditCheckpointTaken");
+    assert_eq!(
+        ops[0].header.metadata.command.as_deref(),
+        Some("checkpoint")
     );
 
     // Without any key: the digest is recomputed, the output says signatures were not checked.

@@ -8,6 +8,7 @@
 //! maps to its envelope in one place.
 
 mod access_log;
+pub mod audit_checkpoint;
 pub mod clinical;
 pub mod context;
 pub mod identity;

@@ -32,6 +32,35 @@ pub fn master_key_rotated(
     }
 }
 
+/// An operator took a signed audit checkpoint on demand (`POST /api/audit/checkpoints`):
+/// the log as of `position` has the stream-head digest `digest` (hex), signed by the key
+/// `key_id` (PASERK id). The checkpoint itself is in `audit_checkpoints`; this event puts
+/// who asked for it, and when, in the log. Automatic checkpoints are not events (they
+/// would add one to the log every N events for nobody's action).
+/// Schema: `schemas/v1/AuditCheckpointTaken.json`.
+pub fn audit_checkpoint_taken(
+    event_id: EventId,
+    checkpoint_id: i64,
+    position: i64,
+    digest: &str,
+    key_id: &str,
+    metadata: Metadata,
+) -> NewEvent {
+    NewEvent {
+        event_id,
+        event_type: EventType::try_from("AuditCheckpointTaken").expect("valid event type"),
+        schema_version: SchemaVersion(1),
+        subject: SubjectId::system(),
+        payload: json!({
+            "checkpoint_id": checkpoint_id,
+            "position": position,
+            "digest": digest,
+            "key_id": key_id,
+        }),
+        metadata,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -42,6 +71,20 @@ mod tests {
             operations_stream().to_string(),
             "system-00000000-0000-0000-0000-000000000000"
         );
+    }
+
+    #[test]
+    fn a_checkpoint_taken_on_demand_matches_its_schema_under_the_system_subject() {
+        let ev = audit_checkpoint_taken(
+            EventId(Uuid::nil()),
+            1,
+            42,
+            &"ab".repeat(32),
+            "k4.pid.xyz",
+            Metadata::default(),
+        );
+        assert_eq!(ev.subject, SubjectId::system());
+        crate::testing::check_schema(&ev);
     }
 
     #[test]

@@ -98,6 +98,7 @@ pub fn action_of(event_type: &str) -> Option<(&'static str, &'static str)> {
         "MfaEnabled" => ("mfa_enable", SUCCESS),
         "MfaDisabled" => ("mfa_disable", SUCCESS),
         "MasterKeyRotated" => ("rotate_key", SUCCESS),
+        "AuditCheckpointTaken" => ("checkpoint", SUCCESS),
         "DlqEntryRetried" => ("dlq_retry", SUCCESS),
         "DlqEntryDiscarded" => ("dlq_discard", SUCCESS),
         _ => return None,

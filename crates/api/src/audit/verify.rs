@@ -229,7 +229,8 @@ async fn create_checkpoint(
 ) -> Result<ApiResponse<CheckpointDto>, ApiError> {
     require_admin(&auth)?;
     let key = signing_key(&state).await?;
-    let taken = checkpoint::create(&state.pool, &key).await?;
+    let metadata = auth.ctx.metadata(Some(&auth.actor));
+    let taken = carelog_commands::audit_checkpoint::take(&state.store, &key, metadata).await?;
     Ok(ApiResponse::created(taken.into()))
 }
 
