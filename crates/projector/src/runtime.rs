@@ -605,22 +605,21 @@ impl Projector {
         let name = self.projection.name();
         let mut tx = self.pool.begin().await?;
         pstore::lock(&mut tx, name).await?;
+        let mut streams: Vec<String> = items
+            .iter()
+            .map(|item| item.event.header.stream_id.to_string())
+            .collect();
+        streams.sort_unstable();
+        streams.dedup();
         // Re-read under the lock: a rebuild may have swapped in a table that already
         // holds these events (and moved the checkpoint past them).
-        let stored = pstore::checkpoint(&mut *tx, name).await?;
+        let (stored, blocked) = pstore::batch_state(&mut tx, name, &streams).await?;
         let fresh: Vec<(usize, &StoredEvent)> = items
             .iter()
             .enumerate()
             .map(|(index, item)| (index, &item.event))
             .filter(|(_, event)| event.position > stored)
             .collect();
-        let mut streams: Vec<String> = fresh
-            .iter()
-            .map(|(_, e)| e.header.stream_id.to_string())
-            .collect();
-        streams.sort_unstable();
-        streams.dedup();
-        let blocked = pstore::dlq_blocked_streams(&mut tx, name, &streams).await?;
         let mut parked = Vec::new();
         let mut to_apply = Vec::with_capacity(fresh.len());
         for (index, event) in fresh {

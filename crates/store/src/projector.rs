@@ -152,20 +152,24 @@ pub async fn save_checkpoint(
     Ok(())
 }
 
-/// Which of `stream_ids` have dead letters in `projection` (their events must wait):
-/// one query for a whole batch.
-pub async fn dlq_blocked_streams(
+/// What a batch is decided on, read in `tx` after [`lock`] in one round trip: the
+/// checkpoint (as [`checkpoint`]) and which of `stream_ids` have dead letters in
+/// `projection` (their events must wait).
+pub async fn batch_state(
     tx: &mut PgConnection,
     projection: &str,
     stream_ids: &[String],
-) -> Result<std::collections::HashSet<String>, StoreError> {
-    let blocked: Vec<String> =
-        sqlx::query_scalar(include_str!("../sql/projector_dlq_blocked_streams.sql"))
+) -> Result<(Position, std::collections::HashSet<String>), StoreError> {
+    let (checkpoint, blocked): (Option<i64>, Vec<String>) =
+        sqlx::query_as(include_str!("../sql/projector_batch_state.sql"))
             .bind(projection)
             .bind(stream_ids)
-            .fetch_all(tx)
+            .fetch_one(tx)
             .await?;
-    Ok(blocked.into_iter().collect())
+    Ok((
+        Position(checkpoint.unwrap_or(0)),
+        blocked.into_iter().collect(),
+    ))
 }
 
 /// Records a dead letter in `tx` (once per projection and event).
