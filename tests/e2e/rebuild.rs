@@ -50,9 +50,28 @@ async fn a_rebuild_reaches_the_incremental_state_while_queries_keep_answering() 
     for _ in 0..5 {
         app.user("PATIENT").await;
     }
+    // An access record (a logged-out token refused with 401): the one kind of payload
+    // audit_feed reads, which the rebuild must fetch and open (the others it never does).
+    let gone = app.user("PATIENT").await;
+    let out = app
+        .post(
+            "/api/auth/logout",
+            serde_json::json!(null),
+            Some(&gone.token),
+        )
+        .await;
+    assert!(out.status < 300, "{:?}", out.body);
+    let refused = app.get("/api/audit/checkpoints", Some(&gone.token)).await;
+    assert_eq!(refused.status, 401);
     caught_up(&app).await;
     let before = feed(&app).await;
     assert!(before.len() >= 10);
+    assert!(
+        before
+            .iter()
+            .any(|row| row.contains("\"action\":\"authenticate\"")),
+        "the access record is in the feed"
+    );
 
     // A reader hammering the live table during the rebuild.
     let stop = Arc::new(AtomicBool::new(false));
@@ -172,7 +191,7 @@ async fn replay_in_ranges(
     let mut pages = futures::stream::iter(ranges)
         .map(|(after, upto)| {
             let pool = pool.clone();
-            tokio::spawn(async move { read::range_bulk(&pool, horizon, after, upto).await })
+            tokio::spawn(async move { read::range_bulk(&pool, horizon, after, upto, None).await })
         })
         .buffered(readers);
     let mut seen = Vec::new();
@@ -194,7 +213,7 @@ async fn replay_in_ranges(
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     while cursor < horizon.head {
         assert!(tokio::time::Instant::now() < deadline, "stuck at {cursor}");
-        let page = read::all_bulk(pool, cursor, 11).await.unwrap();
+        let page = read::all_bulk(pool, cursor, 11, None).await.unwrap();
         if page.is_empty() {
             tokio::time::sleep(Duration::from_millis(1)).await;
         }

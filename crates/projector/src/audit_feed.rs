@@ -127,10 +127,13 @@ pub fn classify(event_type: &str, stream: &StreamId, actor: Option<uuid::Uuid>) 
     }
 }
 
-/// Whether an event type's payload is an audit record sealed under `system` (and so may
-/// be read here).
+/// The event types whose payload is an audit record sealed under `system` (and so may be
+/// read here).
+const ACCESS_RECORD_TYPES: &[&str] = &["AccessRecorded", "ClientAuditDeclared"];
+
+/// Whether an event type is one of [`ACCESS_RECORD_TYPES`].
 fn is_access_record(event_type: &str) -> bool {
-    matches!(event_type, "AccessRecorded" | "ClientAuditDeclared")
+    ACCESS_RECORD_TYPES.contains(&event_type)
 }
 
 /// Whether [`row`] reads `event`'s payload: only an access record sealed under `system`.
@@ -248,6 +251,10 @@ impl Projection for AuditFeed {
     /// statements on several connections: [`BulkSql::parallel_indexes`]).
     fn payload_filter(&self) -> Option<crate::PayloadFilter> {
         Some(reads_payload)
+    }
+
+    fn payload_types(&self) -> Option<&'static [&'static str]> {
+        Some(ACCESS_RECORD_TYPES)
     }
 
     fn bulk_sql(&self) -> Option<BulkSql> {

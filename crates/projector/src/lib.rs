@@ -270,6 +270,15 @@ pub trait Projection: Send + Sync {
         None
     }
 
+    /// The event types whose payloads [`payload_filter`](Projection::payload_filter) can
+    /// let through: `None` (the default) any type. A rebuild does not even fetch the
+    /// payloads of the other types from PostgreSQL (they come empty). Must hold every
+    /// type the filter accepts: a payload it lets through that was not fetched fails to
+    /// open, which stops the rebuild (never a silent skip).
+    fn payload_types(&self) -> Option<&'static [&'static str]> {
+        None
+    }
+
     /// Fills the rebuild twins with a batch, in order (every event once: the rebuild never
     /// applies an event twice, so this need not be idempotent). The default is
     /// [`apply_batch`](Projection::apply_batch).
@@ -328,6 +337,10 @@ impl<P: Projection + ?Sized> Projection for std::sync::Arc<P> {
 
     fn payload_filter(&self) -> Option<PayloadFilter> {
         (**self).payload_filter()
+    }
+
+    fn payload_types(&self) -> Option<&'static [&'static str]> {
+        (**self).payload_types()
     }
 
     fn fill_batch<'a>(

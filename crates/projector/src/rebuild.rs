@@ -195,6 +195,7 @@ async fn rebuild_once(
         pool.clone(),
         horizon,
         horizon.head,
+        projection.payload_types(),
         sender,
     )));
     let (sender, mut opened) = mpsc::channel(PREFETCH);
@@ -253,11 +254,12 @@ async fn rebuild_once(
     let skip: HashSet<EventId> = entries.iter().map(|e| e.event_id).collect();
     pstore::rebuild_search_path(&mut tx).await?;
     while cursor < live {
-        let batch: Vec<StoredEvent> = carelog_store::read::all_bulk(pool, cursor, BATCH)
-            .await?
-            .into_iter()
-            .filter(|e| e.position <= live)
-            .collect();
+        let batch: Vec<StoredEvent> =
+            carelog_store::read::all_bulk(pool, cursor, BATCH, projection.payload_types())
+                .await?
+                .into_iter()
+                .filter(|e| e.position <= live)
+                .collect();
         let Some(last) = batch.last().map(|e| e.position) else {
             break;
         };
@@ -395,6 +397,7 @@ async fn read_ahead(
     pool: PgPool,
     horizon: ReplayHorizon,
     target: Position,
+    payload_types: Option<&'static [&'static str]>,
     batches: mpsc::Sender<Result<Vec<StoredEvent>, StoreError>>,
 ) -> Duration {
     let mut busy = Duration::ZERO;
@@ -408,7 +411,9 @@ async fn read_ahead(
             let pool = pool.clone();
             let task = AbortOnDrop(tokio::spawn(async move {
                 let began = Instant::now();
-                let page = carelog_store::read::range_bulk(&pool, horizon, after, upto).await;
+                let page =
+                    carelog_store::read::range_bulk(&pool, horizon, after, upto, payload_types)
+                        .await;
                 (page, began.elapsed())
             }));
             // Dropped unfinished (the reads stop early): the task is aborted.
@@ -443,7 +448,7 @@ async fn read_ahead(
     drop(ranges);
     while cursor < target {
         let began = Instant::now();
-        let read = carelog_store::read::all_bulk(&pool, cursor, BATCH).await;
+        let read = carelog_store::read::all_bulk(&pool, cursor, BATCH, payload_types).await;
         busy += began.elapsed();
         let batch = match read {
             Ok(batch) => batch,

@@ -5,8 +5,11 @@
 -- horizon, which its range reads need anyway: read.rs, ReplayHorizon.) One statement, one snapshot: the InitPlan finds the page's first recent row
 -- (xmin evaluated once), the outer scan returns the page's rows before it straight off
 -- the primary key, already in order (no materialised page, no sort, no temp file).
+-- Payloads only of the event types $3 (NULL: every type), as read_range_bulk.sql.
 SELECT position, event_id, stream_id, version, event_type, schema_version, subject_id,
-       key_id, payload, metadata, recorded_at, prev_hash, hash
+       key_id,
+       CASE WHEN $3::text[] IS NULL OR event_type = ANY($3) THEN payload ELSE ''::bytea END,
+       metadata, recorded_at, prev_hash, hash
 FROM events
 WHERE position > $1
   AND position < COALESCE(

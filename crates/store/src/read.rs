@@ -137,14 +137,20 @@ pub async fn all(
 /// As [`all`], for a replay of the whole log (a rebuild reads it in pages of tens of
 /// thousands): the same rows, gap-safe, with the horizon computed once per query and
 /// the rows decoded without intermediate copies.
+///
+/// `payload_types`: fetch the payloads of these event types only (`None`: all); the
+/// others come back with an empty payload, which never opens (it fails authentication),
+/// for a caller that never opens them anyway.
 pub async fn all_bulk(
     pool: &PgPool,
     after: Position,
     limit: i64,
+    payload_types: Option<&[&str]>,
 ) -> Result<Vec<StoredEvent>, StoreError> {
     let rows = sqlx::query(include_str!("../sql/read_all_bulk.sql"))
         .bind(after.0)
         .bind(limit)
+        .bind(payload_types)
         .fetch_all(pool)
         .await?;
     rows.iter().map(decode_bulk).collect()
@@ -210,17 +216,20 @@ pub struct RangePage {
 /// The events of positions `(after, upto]` under `horizon` (`sql/read_range_bulk.sql`),
 /// in position order, cut before the first row whose transaction is not older than the
 /// horizon's xmin. Gap-safe only as part of a tiling read as [`ReplayHorizon`] says.
+/// `payload_types` as for [`all_bulk`].
 pub async fn range_bulk(
     pool: &PgPool,
     horizon: ReplayHorizon,
     after: Position,
     upto: Position,
+    payload_types: Option<&[&str]>,
 ) -> Result<RangePage, StoreError> {
     use sqlx::Row as _;
     let rows = sqlx::query(include_str!("../sql/read_range_bulk.sql"))
         .bind(after.0)
         .bind(upto.0)
         .bind(horizon.xmin)
+        .bind(payload_types)
         .fetch_all(pool)
         .await?;
     let mut events = Vec::with_capacity(rows.len());
