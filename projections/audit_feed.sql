@@ -7,7 +7,7 @@
 -- the same table under another name and swaps it in).
 CREATE TABLE IF NOT EXISTS audit_feed (
     position     bigint      PRIMARY KEY,
-    event_id     uuid        NOT NULL UNIQUE,
+    event_id     uuid        NOT NULL,
     stream_id    text        NOT NULL,
     stream_type  text        NOT NULL,
     event_type   text        NOT NULL,
@@ -38,6 +38,10 @@ ALTER TABLE audit_feed ADD COLUMN IF NOT EXISTS emergency     boolean NOT NULL D
 -- only the range. Each index slows the projector's inserts; keep to these.
 -- By resource (type + id), in log order; index-only for the count.
 CREATE INDEX IF NOT EXISTS audit_feed_resource ON audit_feed (resource_type, resource_id, position);
+-- Not by event id either: one row per position (the primary key) is already one row
+-- per event, the log's event ids being unique, and no query looks an entry up by its
+-- event id; the migration's UNIQUE (event_id) only cost every insert and rebuild.
+ALTER TABLE audit_feed DROP CONSTRAINT IF EXISTS audit_feed_event_id_key;
 -- By user: the actor index of the migration (actor_id, position).
 -- Not by stream: no query filters the feed by stream (verification reads the log), so the
 -- migration's audit_feed_stream (stream_id, position) only cost every insert and rebuild.
