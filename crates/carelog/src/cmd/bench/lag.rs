@@ -315,6 +315,9 @@ async fn lag_in(scratch: &Scratch, args: &LagArgs, prefix: &str) -> Result<LagRe
         wait_for_feed(&pool, last_position(&pool).await?).await?;
         progress.finish("caught up");
     }
+    // As `bench append` does: the saturation run's WAL should not trigger a checkpoint
+    // inside the measurement (its burst of full-page writes stalls commits ~0.3 s).
+    checkpoint(&pool).await;
 
     // 3. Steady load at `rate`, watched.
     let progress = Progress::start(&format!(
@@ -545,7 +548,8 @@ impl LagReport {
              {every} ms ({reads} changes seen), so each lag is overstated by up to about 1 ms \
              plus one query. The relay's checkpoint is sampled at the same ticks (in \
              process), splitting the lag into its two hops; the percentiles of the hops do \
-             not add up to those of the whole.\n\
+             not add up to those of the whole. A `CHECKPOINT` precedes the steady load, as \
+             in `bench append`.\n\
              \n\
              {table}\n\
              {interpretation}\n\
