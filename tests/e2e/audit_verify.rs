@@ -91,6 +91,19 @@ fn failures(report: &Value) -> Vec<(String, i64)> {
         .collect()
 }
 
+/// The events of the operations stream (operators' actions on the platform itself).
+async fn operations(app: &TestApp) -> Vec<carelog_store::StoredEvent> {
+    app.services
+        .store
+        .read_stream(
+            &carelog_domain::operations::operations_stream(),
+            carelog_domain::StreamVersion::EMPTY,
+            10,
+        )
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn verify_answers_ok_on_an_intact_log_for_auditors_and_403_for_a_doctor() {
     let app = TestApp::spawn().await;
@@ -175,16 +188,7 @@ async fn a_rewritten_and_rechained_row_passes_the_chains_but_not_the_signed_chec
     assert!(verify(&app, &admin.token, None).await["ok"] == true);
 
     // Taking it is a command: the log says who took which checkpoint.
-    let ops = app
-        .services
-        .store
-        .read_stream(
-            &carelog_domain::operations::operations_stream(),
-            carelog_domain::StreamVersion::EMPTY,
-            10,
-        )
-        .await
-        .unwrap();
+    let ops = operations(&app).await;
     let taken_event = ops
         .iter()
         .find(|e| e.header.event_type.as_str() == "AuditCheckpointTaken")
@@ -315,16 +319,7 @@ async fn the_cli_takes_checkpoints_and_verify_checks_them_with_the_public_key() 
         "{}",
         text(&taken)
     );
-    let ops = app
-        .services
-        .store
-        .read_stream(
-            &carelog_domain::operations::operations_stream(),
-            carelog_domain::StreamVersion::EMPTY,
-            10,
-        )
-        .await
-        .unwrap();
+    let ops = operations(&app).await;
     assert_eq!(ops.len(), 1, "the operator's checkpoint is recorded");
     assert_eq!(ops[0].header.event_type.as_str(), "AuditCheckpointTaken");
     assert_eq!(
