@@ -18,6 +18,14 @@ async fn feed(app: &TestApp) -> Vec<String> {
         .unwrap()
 }
 
+/// How many rows `table` holds.
+async fn rows(app: &TestApp, table: &str) -> i64 {
+    sqlx::query_scalar(&format!("SELECT count(*) FROM {table}"))
+        .fetch_one(&app.db.pool)
+        .await
+        .unwrap()
+}
+
 async fn caught_up(app: &TestApp) {
     eventually(
         Duration::from_secs(60),
@@ -118,10 +126,7 @@ async fn a_rebuild_reaches_the_incremental_state_while_queries_keep_answering() 
     caught_up(&app).await;
     let after = feed(&app).await;
     assert!(after.len() > before.len());
-    let events: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
-        .fetch_one(&app.db.pool)
-        .await
-        .unwrap();
+    let events = rows(&app, "events").await;
     assert_eq!(after.len() as i64, events, "one row per event, none twice");
     projectors.stop().await;
     relay.stop().await;
@@ -151,15 +156,9 @@ async fn carelog_rebuild_through_the_binary() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(text.contains("rebuilt audit_feed:"), "{text}");
-    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_feed")
-        .fetch_one(&app.db.pool)
-        .await
-        .unwrap();
-    let events: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
-        .fetch_one(&app.db.pool)
-        .await
-        .unwrap();
-    assert_eq!(rows, events);
+    let feed_rows = rows(&app, "audit_feed").await;
+    let events = rows(&app, "events").await;
+    assert_eq!(feed_rows, events);
     assert!(run(&["rebuild", "--all"]).status.success());
     let unknown = run(&["rebuild", "nope"]);
     assert_eq!(unknown.status.code(), Some(2));
@@ -343,10 +342,7 @@ async fn an_event_dead_lettered_during_the_rebuild_is_not_in_the_rebuilt_table()
     .fetch_one(&app.db.pool)
     .await
     .unwrap();
-    let events: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
-        .fetch_one(&app.db.pool)
-        .await
-        .unwrap();
+    let events = rows(&app, "events").await;
 
     // After the first filled batch (which holds the whole log), the live projection
     // dead-letters the last event.

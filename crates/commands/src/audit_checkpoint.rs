@@ -18,7 +18,7 @@ pub async fn take(
     metadata: Metadata,
 ) -> Result<Checkpoint, AppendError> {
     let taken = checkpoint::create(store.pool(), key).await?;
-    let digest: String = taken.digest.iter().map(|b| format!("{b:02x}")).collect();
+    let digest = hex::encode(&taken.digest);
     store
         .append(AppendRequest {
             stream: operations_stream(),

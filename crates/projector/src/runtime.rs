@@ -693,8 +693,8 @@ impl Projector {
         tx: &mut PgConnection,
         events: &[(usize, &StoredEvent)],
     ) -> Result<Option<(Option<usize>, ApplyError)>, SessionEnd> {
+        let filter = self.projection.payload_filter();
         for (index, event) in events {
-            let filter = self.projection.payload_filter();
             let applied = match crate::open_one(self.store.vault(), event, filter).await {
                 Ok(opened) => self.projection.apply(&mut *tx, event, &opened).await,
                 Err(StoreError::Database(e)) => return Err(SessionEnd::Store(e.into())),

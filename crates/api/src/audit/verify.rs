@@ -154,16 +154,12 @@ impl From<Checkpoint> for CheckpointDto {
         Self {
             id: c.id,
             position: c.position,
-            digest: hex_of(&c.digest),
-            signature: hex_of(&c.signature),
+            digest: hex::encode(&c.digest),
+            signature: hex::encode(&c.signature),
             key_id: c.key_id,
             created_at: c.created_at,
         }
     }
-}
-
-fn hex_of(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The checkpoint public key.

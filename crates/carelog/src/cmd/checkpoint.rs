@@ -58,13 +58,9 @@ pub async fn run(public_key: bool, json: bool) -> Result<ExitCode> {
             "checkpoint {} at position {}: digest {} signed by {}",
             c.id,
             c.position,
-            hex_of(&c.digest),
+            hex::encode(&c.digest),
             c.key_id
         );
     }
     Ok(ExitCode::SUCCESS)
-}
-
-fn hex_of(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
