@@ -6,20 +6,24 @@
 use std::time::Duration;
 
 use carelog_bus::{BusConfig, Relay, RelayConfig};
-use carelog_domain::access::{EmergencyFacts, Membership, PatientFacts};
+use carelog_domain::access::{
+    ConsentScope, ConsentStatus, EmergencyFacts, Grantee, Membership, PatientFacts,
+};
+use carelog_domain::consent::Purpose;
 use carelog_domain::patient::{Demographics, PatientEvent, Sex};
 use carelog_domain::record::{RecordContent, RecordEvent, RecordKind};
 use carelog_domain::{
-    GrantId, Metadata, NewEvent, OrgId, PatientId, Position, RecordId, Role, StreamId,
+    ConsentId, GrantId, Metadata, NewEvent, OrgId, PatientId, Position, RecordId, Role, StreamId,
     StreamVersion, UserId,
 };
 use carelog_projector::clinical_records::ClinicalRecords;
 use carelog_projector::patients::Patients;
 use carelog_projector::{Projection, Projector, ProjectorConfig};
 use carelog_store::clinical;
+use carelog_store::consent::{self, ConsentRow};
 use carelog_store::read_models as rm;
 use carelog_store::{EventStore, Expected};
-use chrono::{Duration as Span, NaiveDate, TimeZone, Utc};
+use chrono::{Duration as Span, NaiveDate, SubsecRound, TimeZone, Utc};
 use serde_json::json;
 use tokio::task::JoinHandle;
 
@@ -420,6 +424,18 @@ async fn wait_for_projection_times_out_below_the_position() {
     );
 }
 
+/// What an access decision on `patient` by `user` at `at` reads.
+async fn access(
+    db: &TestDb,
+    patient: PatientId,
+    user: UserId,
+    at: chrono::DateTime<Utc>,
+) -> Option<clinical::PatientAccessFacts> {
+    clinical::patient_access(&db.pool, patient, user, at)
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn inline_clinical_tables_round_trip() {
     let db = TestDb::new().await;
@@ -515,10 +531,7 @@ async fn inline_clinical_tables_round_trip() {
         .await
         .unwrap();
     tx.commit().await.unwrap();
-    let got = clinical::patient_facts(&db.pool, patient)
-        .await
-        .unwrap()
-        .unwrap();
+    let got = access(&db, patient, doc, now).await.unwrap().indexed;
     assert_eq!(got.facts, facts);
     assert_eq!(
         (got.version, got.position),
@@ -528,10 +541,7 @@ async fn inline_clinical_tables_round_trip() {
         clinical::patients_of_user(&db.pool, account).await.unwrap(),
         [patient]
     );
-    assert!(clinical::patient_facts(&db.pool, PatientId::new_v7())
-        .await
-        .unwrap()
-        .is_none());
+    assert!(access(&db, PatientId::new_v7(), doc, now).await.is_none());
 
     // Records point at their patient.
     let record = RecordId::new_v7();
@@ -584,9 +594,7 @@ async fn inline_clinical_tables_round_trip() {
         .await
         .unwrap();
     tx.commit().await.unwrap();
-    let grants = clinical::emergency_grants(&db.pool, patient, doc, now)
-        .await
-        .unwrap();
+    let grants = access(&db, patient, doc, now).await.unwrap().emergency;
     assert_eq!(grants.len(), 1);
     assert_eq!(grants[0].grant_id, active.grant_id);
     assert_eq!(grants[0].user_id, doc);
@@ -597,12 +605,75 @@ async fn inline_clinical_tables_round_trip() {
             < 1
     );
     assert!(
-        clinical::emergency_grants(&db.pool, patient, doc, now + Span::minutes(61))
+        access(&db, patient, doc, now + Span::minutes(61))
             .await
             .unwrap()
+            .emergency
             .is_empty(),
         "it expires by itself"
     );
+
+    // Consents: those in force count (their expiry is the policy's to compare), in
+    // id order, whoever the grantee; revoked, declined and requested ones do not.
+    let consent = |grantee, scope, status, expires_at| ConsentRow {
+        consent_id: ConsentId::new_v7(),
+        patient_id: patient,
+        grantee,
+        scope,
+        purpose: Purpose::Treatment,
+        status,
+        expires_at,
+        requested_by: None,
+        created_at: now,
+        updated_at: now,
+        version: StreamVersion(1),
+        position: Position(30),
+    };
+    let to_org = consent(
+        Grantee::Org(other),
+        ConsentScope::ClinicalRecords,
+        ConsentStatus::Active,
+        // PostgreSQL keeps microseconds.
+        Some((now + Span::days(30)).trunc_subsecs(6)),
+    );
+    let to_user = consent(
+        Grantee::User(staff),
+        ConsentScope::All,
+        ConsentStatus::Active,
+        None,
+    );
+    let mut tx = db.pool.begin().await.unwrap();
+    for row in [
+        to_org,
+        to_user,
+        consent(
+            Grantee::Org(org),
+            ConsentScope::All,
+            ConsentStatus::Revoked,
+            None,
+        ),
+        consent(
+            Grantee::Org(org),
+            ConsentScope::All,
+            ConsentStatus::Declined,
+            None,
+        ),
+        consent(
+            Grantee::User(doc),
+            ConsentScope::All,
+            ConsentStatus::Requested,
+            None,
+        ),
+    ] {
+        consent::upsert_consent(&mut tx, &row).await.unwrap();
+    }
+    tx.commit().await.unwrap();
+    let got = access(&db, patient, doc, now).await.unwrap();
+    assert_eq!(got.consents, [to_org.facts(), to_user.facts()]);
+    assert_eq!(got.emergency.len(), 1, "grants and consents side by side");
+    let nobody = access(&db, patient, UserId::new_v7(), now).await.unwrap();
+    assert!(nobody.emergency.is_empty(), "grants are the caller's own");
+    assert_eq!(nobody.consents.len(), 2, "consents are the patient's");
 
     // Erasure is recorded once and hides the chart from the account's list.
     let mut tx = db.pool.begin().await.unwrap();
@@ -610,10 +681,7 @@ async fn inline_clinical_tables_round_trip() {
         .await
         .unwrap();
     tx.commit().await.unwrap();
-    let erased = clinical::patient_facts(&db.pool, patient)
-        .await
-        .unwrap()
-        .unwrap();
+    let erased = access(&db, patient, doc, now).await.unwrap().indexed;
     assert!(erased.facts.erased);
     let mut tx = db.pool.begin().await.unwrap();
     let later = PatientFacts {
@@ -625,10 +693,10 @@ async fn inline_clinical_tables_round_trip() {
         .unwrap();
     tx.commit().await.unwrap();
     assert!(
-        clinical::patient_facts(&db.pool, patient)
+        access(&db, patient, doc, now)
             .await
             .unwrap()
-            .unwrap()
+            .indexed
             .facts
             .erased,
         "an erasure is never cleared"

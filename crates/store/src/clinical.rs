@@ -8,12 +8,14 @@
 //! state behind the log — a removed member is refused on the next request, whatever their
 //! token says. Readers take any executor (the pool, or the caller's transaction).
 
-use carelog_domain::access::{EmergencyFacts, Membership, PatientFacts};
+use carelog_domain::access::{ConsentFacts, EmergencyFacts, Membership, PatientFacts};
 use carelog_domain::{GrantId, OrgId, PatientId, Position, RecordId, Role, StreamVersion, UserId};
 use chrono::{DateTime, Utc};
+use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, PgExecutor, Row};
 use uuid::Uuid;
 
+use crate::consent;
 use crate::error::StoreError;
 
 /// A patient's current facts, with the version and position of the patient stream's last
@@ -172,28 +174,90 @@ pub async fn upsert_patient_index(
     Ok(())
 }
 
-/// A patient's current facts (`None`: no such patient).
-pub async fn patient_facts(
+/// What an access decision on a patient reads: the patient, the caller's running
+/// emergency grants on them and the consents in force, all current.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PatientAccessFacts {
+    /// The patient's facts, version and position.
+    pub indexed: IndexedPatient,
+    /// The caller's emergency grants on the patient still running at the time asked.
+    pub emergency: Vec<EmergencyFacts>,
+    /// The patient's consents in state `active` (the policy compares their expiry).
+    pub consents: Vec<ConsentFacts>,
+}
+
+/// The facts of `patient` for a decision on behalf of `user` at `now`, read in one
+/// statement (one snapshot, one round trip); `None` if there is no such patient.
+pub async fn patient_access(
     db: impl PgExecutor<'_>,
     patient: PatientId,
-) -> Result<Option<IndexedPatient>, StoreError> {
-    let row = sqlx::query(include_str!("../sql/clinical_patient_facts.sql"))
+    user: UserId,
+    now: DateTime<Utc>,
+) -> Result<Option<PatientAccessFacts>, StoreError> {
+    let row = sqlx::query(include_str!("../sql/clinical_patient_access.sql"))
         .bind(patient.0)
+        .bind(user.0)
+        .bind(now)
         .fetch_optional(db)
         .await?;
     row.map(|r| {
-        Ok(IndexedPatient {
+        let patient_id = PatientId(r.try_get("patient_id")?);
+        let indexed = IndexedPatient {
             facts: PatientFacts {
-                patient_id: PatientId(r.try_get("patient_id")?),
+                patient_id,
                 org_id: OrgId(r.try_get("org_id")?),
                 user_id: r.try_get::<Option<Uuid>, _>("user_id")?.map(UserId),
                 erased: r.try_get("erased")?,
             },
             version: StreamVersion(r.try_get("version")?),
             position: Position(r.try_get("position")?),
+        };
+        let grant_ids: Vec<Uuid> = array(&r, "grant_ids")?;
+        let grant_expiries: Vec<DateTime<Utc>> = array(&r, "grant_expires_at")?;
+        let emergency = grant_ids
+            .into_iter()
+            .zip(grant_expiries)
+            .map(|(id, expires_at)| EmergencyFacts {
+                grant_id: GrantId(id),
+                patient_id,
+                user_id: user,
+                expires_at,
+            })
+            .collect();
+        let orgs: Vec<Option<Uuid>> = array(&r, "grantee_org_ids")?;
+        let users: Vec<Option<Uuid>> = array(&r, "grantee_user_ids")?;
+        let scopes: Vec<String> = array(&r, "scopes")?;
+        let statuses: Vec<String> = array(&r, "statuses")?;
+        let expiries: Vec<Option<DateTime<Utc>>> = array(&r, "expires_at")?;
+        let consents = (orgs.into_iter().zip(users))
+            .zip(scopes.iter().zip(&statuses).zip(expiries))
+            .map(|((org, user), ((scope, status), expires_at))| {
+                Ok(ConsentFacts {
+                    patient_id,
+                    grantee: consent::grantee(org, user)?,
+                    scope: consent::scope_of(scope)?,
+                    status: consent::status_of(status)?,
+                    expires_at,
+                })
+            })
+            .collect::<Result<_, StoreError>>()?;
+        Ok(PatientAccessFacts {
+            indexed,
+            emergency,
+            consents,
         })
     })
     .transpose()
+}
+
+/// An aggregated array column: `NULL` (nothing aggregated) is empty.
+fn array<T>(row: &PgRow, column: &str) -> Result<Vec<T>, StoreError>
+where
+    Vec<T>: for<'r> sqlx::Decode<'r, sqlx::Postgres> + sqlx::Type<sqlx::Postgres>,
+{
+    Ok(row
+        .try_get::<Option<Vec<T>>, _>(column)?
+        .unwrap_or_default())
 }
 
 /// The patients (not erased) whose chart is linked to the account `user`.
@@ -275,32 +339,6 @@ pub async fn insert_emergency_grant(
         .execute(tx)
         .await?;
     Ok(())
-}
-
-/// The emergency grants `user` holds on `patient` that are running at `now` (given at
-/// or before it, ending after it), the longest-running first.
-pub async fn emergency_grants(
-    db: impl PgExecutor<'_>,
-    patient: PatientId,
-    user: UserId,
-    now: DateTime<Utc>,
-) -> Result<Vec<EmergencyFacts>, StoreError> {
-    let rows = sqlx::query(include_str!("../sql/clinical_grants_active.sql"))
-        .bind(patient.0)
-        .bind(user.0)
-        .bind(now)
-        .fetch_all(db)
-        .await?;
-    rows.iter()
-        .map(|r| {
-            Ok(EmergencyFacts {
-                grant_id: GrantId(r.try_get("grant_id")?),
-                patient_id: PatientId(r.try_get("patient_id")?),
-                user_id: UserId(r.try_get("user_id")?),
-                expires_at: r.try_get("expires_at")?,
-            })
-        })
-        .collect()
 }
 
 #[cfg(test)]

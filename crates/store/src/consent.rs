@@ -94,7 +94,7 @@ fn corrupt(what: &'static str) -> StoreError {
     StoreError::Corrupt { position: 0, what }
 }
 
-fn scope_of(name: &str) -> Result<ConsentScope, StoreError> {
+pub(crate) fn scope_of(name: &str) -> Result<ConsentScope, StoreError> {
     ConsentScope::ALL
         .into_iter()
         .find(|s| s.as_str() == name)
@@ -108,7 +108,7 @@ fn purpose_of(name: &str) -> Result<Purpose, StoreError> {
         .ok_or_else(|| corrupt("consent purpose"))
 }
 
-fn status_of(name: &str) -> Result<ConsentStatus, StoreError> {
+pub(crate) fn status_of(name: &str) -> Result<ConsentStatus, StoreError> {
     ConsentStatus::ALL
         .into_iter()
         .find(|s| s.as_str() == name)
@@ -123,8 +123,11 @@ fn kind_of(name: &str) -> Result<SessionConsentKind, StoreError> {
 }
 
 fn grantee_of(r: &PgRow) -> Result<Grantee, StoreError> {
-    let org: Option<Uuid> = r.try_get("grantee_org_id")?;
-    let user: Option<Uuid> = r.try_get("grantee_user_id")?;
+    grantee(r.try_get("grantee_org_id")?, r.try_get("grantee_user_id")?)
+}
+
+/// The grantee of a consent row: an organisation or a user, exactly one of them.
+pub(crate) fn grantee(org: Option<Uuid>, user: Option<Uuid>) -> Result<Grantee, StoreError> {
     match (org, user) {
         (Some(o), None) => Ok(Grantee::Org(OrgId(o))),
         (None, Some(u)) => Ok(Grantee::User(UserId(u))),
@@ -224,29 +227,6 @@ pub async fn consent(
         .fetch_optional(db)
         .await?;
     row.as_ref().map(consent_row).transpose()
-}
-
-/// The consents in force on `patient` (state `active`, whatever their expiry: the policy
-/// compares it with now), for access decisions.
-pub async fn consent_facts(
-    db: impl PgExecutor<'_>,
-    patient: PatientId,
-) -> Result<Vec<ConsentFacts>, StoreError> {
-    let rows = sqlx::query(include_str!("../sql/consent_facts.sql"))
-        .bind(patient.0)
-        .fetch_all(db)
-        .await?;
-    rows.iter()
-        .map(|r| {
-            Ok(ConsentFacts {
-                patient_id: PatientId(r.try_get("patient_id")?),
-                grantee: grantee_of(r)?,
-                scope: scope_of(r.try_get("scope")?)?,
-                status: status_of(r.try_get("status")?)?,
-                expires_at: r.try_get("expires_at")?,
-            })
-        })
-        .collect()
 }
 
 /// Every consent of `patient`, whatever its state, oldest first (for the export).

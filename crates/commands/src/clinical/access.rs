@@ -4,12 +4,11 @@
 //! because the resource does not exist is not (there is nothing to audit).
 
 use carelog_domain::access::{
-    decide, AccessContext, Action, ConsentFacts, Decision, EmergencyFacts, Grantee, Grounds,
-    PatientFacts, Resource,
+    decide, AccessContext, Action, Decision, Grantee, Grounds, PatientFacts, Resource,
 };
 use carelog_domain::audit::ResourceType;
 use carelog_domain::{OrgId, PatientId, RecordId};
-use carelog_store::clinical::{self as inline, IndexedPatient, IndexedRecord};
+use carelog_store::clinical::{self as inline, IndexedPatient, IndexedRecord, PatientAccessFacts};
 use chrono::{DateTime, Utc};
 
 use super::audit::Accessed;
@@ -101,14 +100,15 @@ impl Clinical {
         as_record: bool,
         ctx: &Ctx,
     ) -> Result<PatientAccess, ClinicalError> {
-        let indexed = inline::patient_facts(self.pool(), patient)
-            .await?
-            .ok_or(ClinicalError::NotFound)?;
-        let target = Accessed::patient(&indexed.facts);
+        let facts = self.patient_access(caller, patient, ctx).await?;
+        let target = Accessed::patient(&facts.indexed.facts);
         let grounds = self
-            .decide_on(caller, action, &indexed.facts, as_record, ctx, target)
+            .decide_on(caller, action, &facts, as_record, ctx, target)
             .await?;
-        Ok(PatientAccess { indexed, grounds })
+        Ok(PatientAccess {
+            indexed: facts.indexed,
+            grounds,
+        })
     }
 
     /// Decides `action` on a clinical record.
@@ -122,20 +122,18 @@ impl Clinical {
         let indexed = inline::record_patient(self.pool(), record)
             .await?
             .ok_or(ClinicalError::NotFound)?;
-        let patient = inline::patient_facts(self.pool(), indexed.patient_id)
-            .await?
-            .ok_or(ClinicalError::NotFound)?;
+        let facts = self.patient_access(caller, indexed.patient_id, ctx).await?;
         let target = Accessed::new(
             ResourceType::ClinicalRecord,
             record.0,
-            Some(patient.facts.org_id),
+            Some(facts.indexed.facts.org_id),
         );
         let grounds = self
-            .decide_on(caller, action, &patient.facts, true, ctx, target)
+            .decide_on(caller, action, &facts, true, ctx, target)
             .await?;
         Ok(RecordAccess {
             record: indexed,
-            patient,
+            patient: facts.indexed,
             grounds,
         })
     }
@@ -150,27 +148,39 @@ impl Clinical {
         grantee: Grantee,
         ctx: &Ctx,
     ) -> Result<PatientAccess, ClinicalError> {
-        let indexed = inline::patient_facts(self.pool(), patient)
-            .await?
-            .ok_or(ClinicalError::NotFound)?;
-        let facts = &indexed.facts;
-        let target = Accessed::patient(facts);
+        let facts = self.patient_access(caller, patient, ctx).await?;
+        let target = Accessed::patient(&facts.indexed.facts);
         let grounds = self
-            .decide_with_facts(caller, action, facts, ctx, target, |facts| {
+            .decide_with_facts(caller, action, &facts, ctx, target, |facts| {
                 Resource::Consent {
                     patient: facts,
                     grantee,
                 }
             })
             .await?;
-        Ok(PatientAccess { indexed, grounds })
+        Ok(PatientAccess {
+            indexed: facts.indexed,
+            grounds,
+        })
+    }
+
+    /// What a decision on `patient` reads, now (one statement); a 404 if no such patient.
+    async fn patient_access(
+        &self,
+        caller: &Caller,
+        patient: PatientId,
+        ctx: &Ctx,
+    ) -> Result<PatientAccessFacts, ClinicalError> {
+        inline::patient_access(self.pool(), patient, caller.actor.user_id, ctx.now)
+            .await?
+            .ok_or(ClinicalError::NotFound)
     }
 
     async fn decide_on(
         &self,
         caller: &Caller,
         action: Action,
-        facts: &PatientFacts,
+        facts: &PatientAccessFacts,
         as_record: bool,
         ctx: &Ctx,
         target: Accessed,
@@ -186,31 +196,26 @@ impl Clinical {
     }
 
     /// The decision on a patient-scoped resource, with the patient's consents and the
-    /// caller's emergency grants read now from the inline tables: a revoked or expired
-    /// consent stops access on the very next request. A refusal is recorded on `target`.
+    /// caller's emergency grants as the inline tables held them at this request: a
+    /// revoked or expired consent stops access on the very next request. A refusal is
+    /// recorded on `target`.
     async fn decide_with_facts<'a>(
         &self,
         caller: &Caller,
         action: Action,
-        facts: &'a PatientFacts,
+        facts: &'a PatientAccessFacts,
         ctx: &Ctx,
         target: Accessed,
         resource: impl FnOnce(&'a PatientFacts) -> Resource<'a>,
     ) -> Result<Grounds, ClinicalError> {
-        let now: DateTime<Utc> = ctx.now;
-        // Both read current state, concurrently (two connections, one round trip of wait).
-        let (emergency, consents): (Vec<EmergencyFacts>, Vec<ConsentFacts>) = tokio::try_join!(
-            inline::emergency_grants(self.pool(), facts.patient_id, caller.actor.user_id, now),
-            carelog_store::consent::consent_facts(self.pool(), facts.patient_id),
-        )?;
         let decision = decide(
             &caller.principal,
             action,
-            resource(facts),
+            resource(&facts.indexed.facts),
             &AccessContext {
-                now,
-                consents: &consents,
-                emergency: &emergency,
+                now: ctx.now,
+                consents: &facts.consents,
+                emergency: &facts.emergency,
             },
         );
         if is_denial(&decision) {
