@@ -543,6 +543,51 @@ async fn inline_clinical_tables_round_trip() {
     );
     assert!(access(&db, PatientId::new_v7(), doc, now).await.is_none());
 
+    // A read of demographics gets the same facts and, once projected, the row.
+    carelog_projector::schemas::ensure_schemas(&db.pool)
+        .await
+        .unwrap();
+    let (read, row) = clinical::patient_read(&db.pool, patient, doc, now)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(read, access(&db, patient, doc, now).await.unwrap());
+    assert!(row.is_none(), "not projected yet");
+    let mut tx = db.pool.begin().await.unwrap();
+    let place = rm::EventPlace {
+        version: StreamVersion(2),
+        position: Position(12),
+        at: now.trunc_subsecs(6),
+    };
+    rm::patient_insert(
+        &mut tx,
+        patient,
+        org,
+        Some(account),
+        &demographics("Ada", "Byron"),
+        place,
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    let (read, row) = clinical::patient_read(&db.pool, patient, doc, now)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(read.indexed, got);
+    let row = row.expect("projected");
+    assert_eq!(
+        Some(&row),
+        rm::get_patient(&db.pool, patient).await.unwrap().as_ref()
+    );
+    assert_eq!((row.given_name.as_str(), row.org_id), ("Ada", org));
+    assert!(
+        clinical::patient_read(&db.pool, PatientId::new_v7(), doc, now)
+            .await
+            .unwrap()
+            .is_none()
+    );
+
     // Records point at their patient.
     let record = RecordId::new_v7();
     let mut tx = db.pool.begin().await.unwrap();

@@ -17,6 +17,7 @@ use uuid::Uuid;
 
 use crate::consent;
 use crate::error::StoreError;
+use crate::read_models::{self, PatientRow};
 
 /// A patient's current facts, with the version and position of the patient stream's last
 /// event (the ETag; what a client waits for to read its own write).
@@ -200,54 +201,83 @@ pub async fn patient_access(
         .bind(now)
         .fetch_optional(db)
         .await?;
+    row.map(|r| access_facts(&r, user)).transpose()
+}
+
+/// For a read of `patient`'s demographics by `user` at `now`: the facts of the decision
+/// and, in the same statement, the patient's read-model row (`None` if the projection has
+/// none yet). The row is PHI: hand it out only once the policy has allowed the read.
+pub async fn patient_read(
+    db: impl PgExecutor<'_>,
+    patient: PatientId,
+    user: UserId,
+    now: DateTime<Utc>,
+) -> Result<Option<(PatientAccessFacts, Option<PatientRow>)>, StoreError> {
+    let row = sqlx::query(include_str!("../sql/clinical_patient_read.sql"))
+        .bind(patient.0)
+        .bind(user.0)
+        .bind(now)
+        .fetch_optional(db)
+        .await?;
     row.map(|r| {
-        let patient_id = PatientId(r.try_get("patient_id")?);
-        let indexed = IndexedPatient {
-            facts: PatientFacts {
-                patient_id,
-                org_id: OrgId(r.try_get("org_id")?),
-                user_id: r.try_get::<Option<Uuid>, _>("user_id")?.map(UserId),
-                erased: r.try_get("erased")?,
-            },
-            version: StreamVersion(r.try_get("version")?),
-            position: Position(r.try_get("position")?),
-        };
-        let grant_ids: Vec<Uuid> = array(&r, "grant_ids")?;
-        let grant_expiries: Vec<DateTime<Utc>> = array(&r, "grant_expires_at")?;
-        let emergency = grant_ids
-            .into_iter()
-            .zip(grant_expiries)
-            .map(|(id, expires_at)| EmergencyFacts {
-                grant_id: GrantId(id),
-                patient_id,
-                user_id: user,
-                expires_at,
-            })
-            .collect();
-        let orgs: Vec<Option<Uuid>> = array(&r, "grantee_org_ids")?;
-        let users: Vec<Option<Uuid>> = array(&r, "grantee_user_ids")?;
-        let scopes: Vec<String> = array(&r, "scopes")?;
-        let statuses: Vec<String> = array(&r, "statuses")?;
-        let expiries: Vec<Option<DateTime<Utc>>> = array(&r, "expires_at")?;
-        let consents = (orgs.into_iter().zip(users))
-            .zip(scopes.iter().zip(&statuses).zip(expiries))
-            .map(|((org, user), ((scope, status), expires_at))| {
-                Ok(ConsentFacts {
-                    patient_id,
-                    grantee: consent::grantee(org, user)?,
-                    scope: consent::scope_of(scope)?,
-                    status: consent::status_of(status)?,
-                    expires_at,
-                })
-            })
-            .collect::<Result<_, StoreError>>()?;
-        Ok(PatientAccessFacts {
-            indexed,
-            emergency,
-            consents,
-        })
+        let facts = access_facts(&r, user)?;
+        // `version` is the read model's column (the facts' is `stream_version`).
+        let projected = r.try_get::<Option<i64>, _>("version")?.is_some();
+        let row = projected
+            .then(|| read_models::patient_row(&r))
+            .transpose()?;
+        Ok((facts, row))
     })
     .transpose()
+}
+
+/// A row of `patient_access` (migrations/0011_patient_access.sql), asked for `user`.
+fn access_facts(r: &PgRow, user: UserId) -> Result<PatientAccessFacts, StoreError> {
+    let patient_id = PatientId(r.try_get("patient_id")?);
+    let indexed = IndexedPatient {
+        facts: PatientFacts {
+            patient_id,
+            org_id: OrgId(r.try_get("chart_org_id")?),
+            user_id: r.try_get::<Option<Uuid>, _>("account_user_id")?.map(UserId),
+            erased: r.try_get("erased")?,
+        },
+        version: StreamVersion(r.try_get("stream_version")?),
+        position: Position(r.try_get("stream_position")?),
+    };
+    let grant_ids: Vec<Uuid> = array(r, "grant_ids")?;
+    let grant_expiries: Vec<DateTime<Utc>> = array(r, "grant_expires_at")?;
+    let emergency = grant_ids
+        .into_iter()
+        .zip(grant_expiries)
+        .map(|(id, expires_at)| EmergencyFacts {
+            grant_id: GrantId(id),
+            patient_id,
+            user_id: user,
+            expires_at,
+        })
+        .collect();
+    let orgs: Vec<Option<Uuid>> = array(r, "grantee_org_ids")?;
+    let users: Vec<Option<Uuid>> = array(r, "grantee_user_ids")?;
+    let scopes: Vec<String> = array(r, "consent_scopes")?;
+    let statuses: Vec<String> = array(r, "consent_statuses")?;
+    let expiries: Vec<Option<DateTime<Utc>>> = array(r, "consent_expires_at")?;
+    let consents = (orgs.into_iter().zip(users))
+        .zip(scopes.iter().zip(&statuses).zip(expiries))
+        .map(|((org, user), ((scope, status), expires_at))| {
+            Ok(ConsentFacts {
+                patient_id,
+                grantee: consent::grantee(org, user)?,
+                scope: consent::scope_of(scope)?,
+                status: consent::status_of(status)?,
+                expires_at,
+            })
+        })
+        .collect::<Result<_, StoreError>>()?;
+    Ok(PatientAccessFacts {
+        indexed,
+        emergency,
+        consents,
+    })
 }
 
 /// An aggregated array column: `NULL` (nothing aggregated) is empty.

@@ -318,7 +318,7 @@ impl std::fmt::Debug for PatientRow {
     }
 }
 
-fn patient_row(r: &PgRow) -> Result<PatientRow, sqlx::Error> {
+pub(crate) fn patient_row(r: &PgRow) -> Result<PatientRow, sqlx::Error> {
     Ok(PatientRow {
         patient_id: PatientId(r.try_get("patient_id")?),
         org_id: OrgId(r.try_get("org_id")?),

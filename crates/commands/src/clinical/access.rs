@@ -101,6 +101,20 @@ impl Clinical {
         ctx: &Ctx,
     ) -> Result<PatientAccess, ClinicalError> {
         let facts = self.patient_access(caller, patient, ctx).await?;
+        self.authorize_patient_facts(caller, action, facts, as_record, ctx)
+            .await
+    }
+
+    /// Decides `action` on a patient whose facts were read with something else in the
+    /// same statement (a read of demographics: [`inline::patient_read`]).
+    pub(super) async fn authorize_patient_facts(
+        &self,
+        caller: &Caller,
+        action: Action,
+        facts: PatientAccessFacts,
+        as_record: bool,
+        ctx: &Ctx,
+    ) -> Result<PatientAccess, ClinicalError> {
         let target = Accessed::patient(&facts.indexed.facts);
         let grounds = self
             .decide_on(caller, action, &facts, as_record, ctx, target)

@@ -110,11 +110,16 @@ impl Clinical {
         caller: &Caller,
         id: PatientId,
     ) -> Result<(PatientView, Grounds), ClinicalError> {
+        // The decision's facts and the read model's row in one statement; the row is
+        // used only once the policy allows the read.
+        let (facts, row) = inline::patient_read(self.pool(), id, caller.actor.user_id, ctx.now)
+            .await?
+            .ok_or(ClinicalError::NotFound)?;
         let access = self
-            .authorize_patient(caller, Action::ReadPatient, id, false, ctx)
+            .authorize_patient_facts(caller, Action::ReadPatient, facts, false, ctx)
             .await?;
         let view = self
-            .current_patient(id, access.indexed.position, access.indexed.version)
+            .current_patient(id, access.indexed.position, access.indexed.version, row)
             .await?;
         let target = Accessed::patient(&access.indexed.facts);
         self.record_read(ctx, caller, Action::ReadPatient, target, access.grounds)
@@ -277,18 +282,19 @@ impl Clinical {
 
     /// The patient now: from the read model once it has reached `position`, else from
     /// the stream.
+    /// The patient's current view: `row`, the read model's row as read with the
+    /// decision's facts, when it already reflects `version` (the usual case: no wait and
+    /// no checkpoint query); else the row once the projection reaches `position` (a
+    /// bounded wait); else the stream, folded.
     async fn current_patient(
         &self,
         id: PatientId,
         position: Position,
         version: StreamVersion,
+        row: Option<PatientRow>,
     ) -> Result<PatientView, ClinicalError> {
-        // The row first: when it already reflects `version` (the usual case) no wait and
-        // no checkpoint query; else wait (bounded) for the projection and read it again.
         let fresh = |r: &read_models::PatientRow| r.version >= version;
-        let mut row = read_models::get_patient(self.pool(), id)
-            .await?
-            .filter(fresh);
+        let mut row = row.filter(fresh);
         if row.is_none() && self.wait_for(PATIENTS_PROJECTION, position).await? {
             row = read_models::get_patient(self.pool(), id)
                 .await?
