@@ -205,6 +205,70 @@ async fn one_bad_append_in_a_batch_fails_alone() {
     assert_eq!(count_events(&db).await, 31);
 }
 
+/// The committer does not look up the heads of streams every append expects to be new;
+/// one that exists after all is caught by the (stream, version) key and gets its conflict,
+/// while the new streams of the same batch are written, each starting the chain afresh.
+#[tokio::test]
+async fn a_new_stream_that_exists_is_a_conflict_even_among_new_streams_in_a_batch() {
+    let db = TestDb::new().await;
+    let store = support::store(&db, support::keyring());
+    let taken = patient_stream();
+    store
+        .append(one(
+            taken,
+            Expected::Exact(StreamVersion::EMPTY),
+            event(&taken, "A", json!({})),
+        ))
+        .await
+        .unwrap();
+    let fresh: Vec<_> = (0..30).map(|_| patient_stream()).collect();
+    let good = fresh.iter().map(|&s| {
+        let store = store.clone();
+        tokio::spawn(async move {
+            store
+                .append(one(
+                    s,
+                    Expected::Exact(StreamVersion::EMPTY),
+                    event(&s, "G", json!({})),
+                ))
+                .await
+        })
+    });
+    let bad = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            store
+                .append(one(
+                    taken,
+                    Expected::Exact(StreamVersion::EMPTY),
+                    event(&taken, "B", json!({})),
+                ))
+                .await
+        })
+    };
+    let good = futures::future::join_all(good).await;
+    match bad.await.unwrap() {
+        Err(AppendError::Conflict {
+            expected, actual, ..
+        }) => assert_eq!((expected, actual), (StreamVersion::EMPTY, StreamVersion(1))),
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+    for (s, appended) in fresh.iter().zip(good) {
+        assert_eq!(appended.unwrap().unwrap().version, StreamVersion(1));
+        let stored = store
+            .read_stream(s, StreamVersion::EMPTY, 10)
+            .await
+            .unwrap();
+        assert_eq!(stored.len(), 1);
+        assert_eq!(stored[0].prev_hash, carelog_crypto::GENESIS);
+    }
+    assert_eq!(count_events(&db).await, 31);
+    let report = carelog_store::verify::verify_chain(&db.pool, None)
+        .await
+        .unwrap();
+    assert!(report.ok, "{report:?}");
+}
+
 #[tokio::test]
 async fn appends_of_no_events_or_too_many_are_refused() {
     let db = TestDb::new().await;
@@ -302,4 +366,98 @@ async fn the_event_table_refuses_update_delete_and_truncate_for_its_owner_and_su
     }
     admin.close().await.unwrap();
     assert_eq!(count_events(&db).await, 1);
+}
+
+/// Every committed insert into the log wakes a listening relay, whichever way it was
+/// written (a group commit of new streams is a single self-committing INSERT; a grouped
+/// append to an existing stream; an append inside a caller's transaction; a raw INSERT),
+/// and a rolled-back one does not.
+#[tokio::test]
+async fn every_committed_insert_wakes_the_listener_and_a_rolled_back_one_does_not() {
+    use carelog_store::append::AppendedListener;
+    use std::time::Duration;
+
+    let db = TestDb::new().await;
+    let store = support::store(&db, support::keyring());
+    // As the relay does: the listener in a task of its own, forwarding its wake-ups.
+    let mut listener = AppendedListener::connect(&db.pool).await.unwrap();
+    let (tx, mut wakes) = tokio::sync::mpsc::unbounded_channel();
+    let forward = tokio::spawn(async move {
+        while listener.wait().await.unwrap() {
+            if tx.send(()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut woken =
+        async |within: Duration| tokio::time::timeout(within, wakes.recv()).await.is_ok();
+    let s = patient_stream();
+    store
+        .append(one(
+            s,
+            Expected::Exact(StreamVersion::EMPTY),
+            event(&s, "A", json!({})),
+        ))
+        .await
+        .unwrap();
+    assert!(
+        woken(Duration::from_secs(5)).await,
+        "a batch of new streams"
+    );
+    store
+        .append(one(
+            s,
+            Expected::Exact(StreamVersion(1)),
+            event(&s, "B", json!({})),
+        ))
+        .await
+        .unwrap();
+    assert!(woken(Duration::from_secs(5)).await, "a grouped append");
+
+    let mut tx = db.pool.begin().await.unwrap();
+    store
+        .append_in_tx(
+            &mut tx,
+            one(
+                s,
+                Expected::Exact(StreamVersion(2)),
+                event(&s, "C", json!({})),
+            ),
+        )
+        .await
+        .unwrap();
+    tx.rollback().await.unwrap();
+    assert!(!woken(Duration::from_millis(500)).await, "rolled back");
+    let mut tx = db.pool.begin().await.unwrap();
+    store
+        .append_in_tx(
+            &mut tx,
+            one(
+                s,
+                Expected::Exact(StreamVersion(2)),
+                event(&s, "C", json!({})),
+            ),
+        )
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert!(
+        woken(Duration::from_secs(5)).await,
+        "an append in a transaction"
+    );
+
+    // Another writer (a hand-made copy of the last row under a new id and version).
+    let copied = sqlx::query(
+        "INSERT INTO events (event_id, stream_id, stream_type, version, event_type, \
+         schema_version, subject_id, key_id, payload, metadata, recorded_at, prev_hash, hash) \
+         SELECT gen_random_uuid(), stream_id, stream_type, version + 1, event_type, \
+         schema_version, subject_id, key_id, payload, metadata, recorded_at, hash, hash \
+         FROM events ORDER BY position DESC LIMIT 1",
+    )
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(copied.rows_affected(), 1);
+    assert!(woken(Duration::from_secs(5)).await, "a raw insert");
+    forward.abort();
 }

@@ -1,24 +1,30 @@
 //! Appending events: optimistic concurrency, sealing, hash chain, group commit.
 //!
 //! [`EventStore::append`] resolves the subjects' data keys and serialises the payloads
-//! on the caller's task, then hands the append to a committer task. A committer takes
-//! every append waiting at that moment and writes them in one transaction:
+//! on the caller's task, then hands the append to a committer task (on connections of
+//! its own). A committer takes every append waiting at that moment and writes them in
+//! one transaction:
 //!
 //! 1. take the log's advisory lock (position order = commit order, see ADR 0002);
-//! 2. read the head (version, hash) of every stream in the batch;
+//! 2. read the head (version, hash) of every stream in the batch — except streams every
+//!    append expects to be new, which start at the genesis head (should one exist after
+//!    all, the `(stream_id, version)` key fails the batch, and the retry below reads it);
 //! 3. per append, in arrival order: check the expected version (a stale one is a
 //!    [`AppendError::Conflict`] for that append only), seal each payload with
 //!    associated data = event id ‖ stream ‖ version ‖ type, chain the hashes;
 //! 4. insert every row of the batch in one statement; commit; answer each caller.
 //!
+//! A batch of new streams only (access events) reads no head, so it is the insert alone,
+//! committing by itself: the `events` statement trigger takes the lock first.
+//!
 //! One fsync then serves many appends, which is what lets sealed, chained, serialised
 //! appends keep up with plain single-row inserts. If the batch fails as a whole (a
 //! duplicate event id, say), each append is retried alone so only the culprit fails.
 //!
-//! Every transaction that appends also notifies the channel [`APPENDED_CHANNEL`]
-//! (`pg_notify`, delivered on commit, dropped on rollback, one per transaction), so a
-//! relay waiting in an [`AppendedListener`] reads the new events at once instead of at
-//! its next poll.
+//! Every insert into `events` also notifies the channel [`APPENDED_CHANNEL`] (the same
+//! trigger's `pg_notify`, delivered on commit, dropped on rollback, one per
+//! transaction), so a relay waiting in an [`AppendedListener`] reads the new events at
+//! once instead of at its next poll.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -30,6 +36,7 @@ use carelog_domain::{
     StreamVersion, SubjectId,
 };
 use chrono::{DateTime, Utc};
+use sqlx::postgres::PgPoolOptions;
 use sqlx::{PgConnection, PgPool, Row};
 use tokio::sync::{mpsc, oneshot, Mutex};
 use uuid::Uuid;
@@ -58,7 +65,7 @@ pub const MAX_EVENT_BYTES: usize = 640 * 1024;
 pub enum Expected {
     /// Exactly this version (`StreamVersion::EMPTY` for a new stream); else a conflict.
     Exact(StreamVersion),
-    /// Whatever it is (for streams nobody decides on, e.g. access events).
+    /// Whatever it is (for streams nobody decides on, e.g. operations streams).
     Any,
 }
 
@@ -161,9 +168,18 @@ impl EventStore {
         let (jobs, rx) = mpsc::channel(cfg.queue.max(1));
         let rx = Arc::new(Mutex::new(rx));
         let appended = Arc::new(AtomicU64::new(0));
-        for _ in 0..cfg.committers.max(1) {
+        let committers = cfg.committers.max(1);
+        // The committers' own connections, beside `pool`: a group commit never queues for a
+        // connection behind the requests it is about to answer (under load, readers hold
+        // every pooled connection), and it holds the log lock for every other writer.
+        let own = PgPoolOptions::new()
+            .max_connections(u32::try_from(committers).unwrap_or(u32::MAX))
+            .min_connections(0)
+            .acquire_timeout(pool.options().get_acquire_timeout())
+            .connect_lazy_with((*pool.connect_options()).clone());
+        for _ in 0..committers {
             tokio::spawn(run_committer(
-                pool.clone(),
+                own.clone(),
                 Arc::clone(&rx),
                 cfg.max_batch_events,
                 Arc::clone(&appended),
@@ -337,34 +353,65 @@ async fn run_committer(
     }
 }
 
-/// Writes `batch` in one transaction. The batch is topped up with every append queued by
-/// the time the log lock is held — not before: the lock is held through each commit's
-/// fsync, so the appends that queued during the previous commit all share this one.
+/// Writes `batch` in one transaction, topped up with every append queued by then.
+///
+/// A batch of new streams only (every append `Expected::Exact(EMPTY)`: access events)
+/// needs no stream head, so it is one statement in a transaction of its own: the insert,
+/// which takes the log lock itself before it allocates a position and notifies the
+/// relays (the `events` statement trigger, migrations 0010 and 0012), then commits. One
+/// round trip, where a batch that must read heads takes four (lock, heads, insert,
+/// commit): under load every round trip waits for a busy CPU, and the commit's length is
+/// what the next batch's callers wait for.
+///
+/// Otherwise the batch is topped up once the log lock is held — the lock is held through
+/// each commit's fsync, so the appends that queued during the previous commit all share
+/// this one.
 async fn write_batch(
     pool: &PgPool,
     rx: &Mutex<mpsc::Receiver<Job>>,
     batch: &mut Vec<Job>,
     max_events: usize,
 ) -> Result<Vec<Result<Appended, AppendError>>, sqlx::Error> {
-    let mut tx = pool.begin().await?;
-    lock_log(&mut tx).await?;
-    {
-        let mut rx = rx.lock().await;
-        let mut size: usize = batch.iter().map(|j| j.pending.events.len()).sum();
-        while size < max_events {
-            match rx.try_recv() {
-                Ok(job) => {
-                    size += job.pending.events.len();
-                    batch.push(job);
-                }
-                Err(_) => break,
-            }
-        }
-    }
+    let mut tx = if only_new_streams(batch) {
+        None
+    } else {
+        Some(pool.begin_with(BEGIN_AND_LOCK_LOG).await?)
+    };
+    top_up(rx, batch, max_events).await;
     let pending: Vec<&Pending> = batch.iter().map(|j| &j.pending).collect();
+    if tx.is_none() && only_new_streams(batch) {
+        let mut conn = pool.acquire().await?;
+        return write_locked(&mut conn, &pending, false).await;
+    }
+    let mut tx = match tx.take() {
+        Some(tx) => tx,
+        None => pool.begin_with(BEGIN_AND_LOCK_LOG).await?,
+    };
     let results = write_locked(&mut tx, &pending, false).await?;
     tx.commit().await?;
     Ok(results)
+}
+
+/// Whether every append of `batch` starts a new stream.
+fn only_new_streams(batch: &[Job]) -> bool {
+    batch
+        .iter()
+        .all(|j| j.pending.expected == Expected::Exact(StreamVersion::EMPTY))
+}
+
+/// Adds the appends queued now to `batch`, up to `max_events` events.
+async fn top_up(rx: &Mutex<mpsc::Receiver<Job>>, batch: &mut Vec<Job>, max_events: usize) {
+    let mut rx = rx.lock().await;
+    let mut size: usize = batch.iter().map(|j| j.pending.events.len()).sum();
+    while size < max_events {
+        match rx.try_recv() {
+            Ok(job) => {
+                size += job.pending.events.len();
+                batch.push(job);
+            }
+            Err(_) => break,
+        }
+    }
 }
 
 /// After a batch failed as a whole (e.g. a reused event id that only the unique index
@@ -459,6 +506,10 @@ enum Planned {
     Done(Result<Appended, AppendError>),
 }
 
+/// Opens a transaction and takes the log lock in it, in one round trip (simple query
+/// protocol): what every group commit starts with.
+const BEGIN_AND_LOCK_LOG: &str = concat!("BEGIN;\n", include_str!("../sql/lock_log.sql"));
+
 /// Takes the log lock for the rest of the transaction (ADR 0002).
 async fn lock_log(tx: &mut PgConnection) -> Result<(), sqlx::Error> {
     sqlx::query(include_str!("../sql/lock_log.sql"))
@@ -477,15 +528,16 @@ async fn write_pending(
     write_locked(tx, batch, check_ids_first).await
 }
 
-/// With the log lock held: heads, per-append decision, one insert. Per-append outcomes
-/// (conflicts, replays) are in the returned vector; an `Err` means the transaction as a
-/// whole failed and must be rolled back.
+/// With the log lock held (or, for a batch of new streams on a connection outside a
+/// transaction, taken by the insert itself): heads, per-append decision, one insert.
+/// Per-append outcomes (conflicts, replays) are in the returned vector; an `Err` means
+/// the transaction as a whole failed (and must be rolled back: nothing was written).
 async fn write_locked(
     tx: &mut PgConnection,
     batch: &[&Pending],
     check_ids_first: bool,
 ) -> Result<Vec<Result<Appended, AppendError>>, sqlx::Error> {
-    let mut heads = stream_heads(tx, batch).await?;
+    let mut heads = stream_heads(tx, batch, check_ids_first).await?;
     // Truncated to microseconds: what PostgreSQL stores is what was hashed.
     let now =
         DateTime::from_timestamp_micros(Utc::now().timestamp_micros()).expect("now is in range");
@@ -532,17 +584,27 @@ async fn write_locked(
         .collect())
 }
 
+/// The heads of the batch's streams. A stream that every append of the batch expects to
+/// be new (`Expected::Exact(EMPTY)`, as access events do) is not looked up unless `all`:
+/// it starts at the genesis head. Should it exist after all, its first insert breaks the
+/// `(stream_id, version)` key, the batch fails as a whole, and each append is retried
+/// alone with `all` set, where the culprit gets its conflict (or replay).
 async fn stream_heads(
     tx: &mut PgConnection,
     batch: &[&Pending],
+    all: bool,
 ) -> Result<HashMap<StreamId, Head>, sqlx::Error> {
     let names: Vec<String> = batch
         .iter()
+        .filter(|j| all || j.expected != Expected::Exact(StreamVersion::EMPTY))
         .map(|j| j.stream)
         .collect::<HashSet<_>>()
         .into_iter()
         .map(|s| s.to_string())
         .collect();
+    if names.is_empty() {
+        return Ok(HashMap::new());
+    }
     let rows = sqlx::query(include_str!("../sql/stream_heads.sql"))
         .bind(&names)
         .fetch_all(&mut *tx)
@@ -660,10 +722,6 @@ async fn insert(tx: &mut PgConnection, c: Columns) -> Result<HashMap<Uuid, Posit
         .bind(&c.prev_hash)
         .bind(&c.hash)
         .fetch_all(&mut *tx)
-        .await?;
-    // Wake the relays when (and only if) this transaction commits.
-    sqlx::query(include_str!("../sql/notify_appended.sql"))
-        .execute(&mut *tx)
         .await?;
     rows.iter()
         .map(|r| Ok((r.try_get("event_id")?, Position(r.try_get("position")?))))
