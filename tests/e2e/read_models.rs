@@ -598,18 +598,62 @@ async fn inline_clinical_tables_round_trip() {
         .await
         .unwrap();
     tx.commit().await.unwrap();
-    let r = clinical::record_patient(&db.pool, record)
+    let on_record = clinical::record_access(&db.pool, record, doc, now)
         .await
         .unwrap()
         .unwrap();
+    let r = on_record.record;
     assert_eq!(
         (r.patient_id, r.version, r.position),
         (patient, StreamVersion(2), Position(15))
     );
-    assert!(clinical::record_patient(&db.pool, RecordId::new_v7())
+    assert_eq!(
+        on_record.patient,
+        access(&db, patient, doc, now).await.unwrap()
+    );
+    assert!(
+        clinical::record_access(&db.pool, RecordId::new_v7(), doc, now)
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    // A read of the record gets the same facts and, once projected, the row.
+    let (read, row) = clinical::record_read(&db.pool, record, doc, now)
         .await
         .unwrap()
-        .is_none());
+        .unwrap();
+    assert_eq!(read, on_record);
+    assert!(row.is_none(), "not projected yet");
+    let new = rm::NewRecord {
+        record_id: record,
+        patient_id: patient,
+        org_id: org,
+        kind: RecordKind::Note,
+        author_id: doc,
+    };
+    let mut tx = db.pool.begin().await.unwrap();
+    rm::record_insert(&mut tx, &new, &content("Flu", 3), place)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let (read, row) = clinical::record_read(&db.pool, record, doc, now)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(read, on_record);
+    let row = row.expect("projected");
+    assert_eq!(
+        Some(&row),
+        rm::get_record(&db.pool, record).await.unwrap().as_ref()
+    );
+    assert_eq!((row.title.as_str(), row.patient_id), ("Flu", patient));
+    assert!(
+        clinical::record_read(&db.pool, RecordId::new_v7(), doc, now)
+            .await
+            .unwrap()
+            .is_none()
+    );
 
     // Emergency grants: only running ones count.
     let active = EmergencyFacts {

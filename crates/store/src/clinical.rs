@@ -17,7 +17,7 @@ use uuid::Uuid;
 
 use crate::consent;
 use crate::error::StoreError;
-use crate::read_models::{self, PatientRow};
+use crate::read_models::{self, PatientRow, RecordRow};
 
 /// A patient's current facts, with the version and position of the patient stream's last
 /// event (the ETag; what a client waits for to read its own write).
@@ -221,9 +221,7 @@ pub async fn patient_read(
         .await?;
     row.map(|r| {
         let facts = access_facts(&r, user)?;
-        // `version` is the read model's column (the facts' is `stream_version`).
-        let projected = r.try_get::<Option<i64>, _>("version")?.is_some();
-        let row = projected
+        let row = projected(&r)?
             .then(|| read_models::patient_row(&r))
             .transpose()?;
         Ok((facts, row))
@@ -335,23 +333,75 @@ pub async fn upsert_record_index(
     Ok(())
 }
 
-/// Whose record this is, and its current version (`None`: no such record).
-pub async fn record_patient(
+/// What an access decision on a record reads: the record's index entry and the facts of
+/// its patient.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordAccessFacts {
+    /// Whose record it is, its version and position.
+    pub record: IndexedRecord,
+    /// What a decision on the record's patient reads.
+    pub patient: PatientAccessFacts,
+}
+
+/// The facts of `record` for a decision on behalf of `user` at `now`, in one statement;
+/// `None` if there is no such record.
+pub async fn record_access(
     db: impl PgExecutor<'_>,
     record: RecordId,
-) -> Result<Option<IndexedRecord>, StoreError> {
-    let row = sqlx::query(include_str!("../sql/clinical_record_patient.sql"))
+    user: UserId,
+    now: DateTime<Utc>,
+) -> Result<Option<RecordAccessFacts>, StoreError> {
+    let row = sqlx::query(include_str!("../sql/clinical_record_access.sql"))
         .bind(record.0)
+        .bind(user.0)
+        .bind(now)
+        .fetch_optional(db)
+        .await?;
+    row.map(|r| record_facts(&r, user)).transpose()
+}
+
+/// For a read of `record` by `user` at `now`: the facts of the decision and, in the same
+/// statement, the record's read-model row (`None` if the projection has none yet). The
+/// row is PHI: hand it out only once the policy has allowed the read.
+pub async fn record_read(
+    db: impl PgExecutor<'_>,
+    record: RecordId,
+    user: UserId,
+    now: DateTime<Utc>,
+) -> Result<Option<(RecordAccessFacts, Option<RecordRow>)>, StoreError> {
+    let row = sqlx::query(include_str!("../sql/clinical_record_read.sql"))
+        .bind(record.0)
+        .bind(user.0)
+        .bind(now)
         .fetch_optional(db)
         .await?;
     row.map(|r| {
-        Ok(IndexedRecord {
-            patient_id: PatientId(r.try_get("patient_id")?),
-            version: StreamVersion(r.try_get("version")?),
-            position: Position(r.try_get("position")?),
-        })
+        let facts = record_facts(&r, user)?;
+        let row = projected(&r)?
+            .then(|| read_models::record_row(&r))
+            .transpose()?;
+        Ok((facts, row))
     })
     .transpose()
+}
+
+/// A row of `clinical_record_access.sql` (or of the read that extends it).
+fn record_facts(r: &PgRow, user: UserId) -> Result<RecordAccessFacts, StoreError> {
+    let patient = access_facts(r, user)?;
+    Ok(RecordAccessFacts {
+        record: IndexedRecord {
+            patient_id: patient.indexed.facts.patient_id,
+            version: StreamVersion(r.try_get("record_version")?),
+            position: Position(r.try_get("record_position")?),
+        },
+        patient,
+    })
+}
+
+/// Whether a read's row carries the read model's columns (`version` is the read model's;
+/// the facts' are `stream_version` and `record_version`): a left join that matched.
+fn projected(r: &PgRow) -> Result<bool, StoreError> {
+    Ok(r.try_get::<Option<i64>, _>("version")?.is_some())
 }
 
 /// Stores an emergency grant given at `granted_at`.

@@ -440,7 +440,7 @@ impl std::fmt::Debug for RecordRow {
     }
 }
 
-fn record_row(r: &PgRow) -> Result<RecordRow, sqlx::Error> {
+pub(crate) fn record_row(r: &PgRow) -> Result<RecordRow, sqlx::Error> {
     Ok(RecordRow {
         record_id: RecordId(r.try_get("record_id")?),
         patient_id: PatientId(r.try_get("patient_id")?),

@@ -8,7 +8,9 @@ use carelog_domain::access::{
 };
 use carelog_domain::audit::ResourceType;
 use carelog_domain::{OrgId, PatientId, RecordId};
-use carelog_store::clinical::{self as inline, IndexedPatient, IndexedRecord, PatientAccessFacts};
+use carelog_store::clinical::{
+    self as inline, IndexedPatient, IndexedRecord, PatientAccessFacts, RecordAccessFacts,
+};
 use chrono::{DateTime, Utc};
 
 use super::audit::Accessed;
@@ -133,21 +135,34 @@ impl Clinical {
         record: RecordId,
         ctx: &Ctx,
     ) -> Result<RecordAccess, ClinicalError> {
-        let indexed = inline::record_patient(self.pool(), record)
+        let facts = inline::record_access(self.pool(), record, caller.actor.user_id, ctx.now)
             .await?
             .ok_or(ClinicalError::NotFound)?;
-        let facts = self.patient_access(caller, indexed.patient_id, ctx).await?;
+        self.authorize_record_facts(caller, action, record, facts, ctx)
+            .await
+    }
+
+    /// Decides `action` on a record whose facts were read with something else in the
+    /// same statement (a read of the record: [`inline::record_read`]).
+    pub(super) async fn authorize_record_facts(
+        &self,
+        caller: &Caller,
+        action: Action,
+        record: RecordId,
+        facts: RecordAccessFacts,
+        ctx: &Ctx,
+    ) -> Result<RecordAccess, ClinicalError> {
         let target = Accessed::new(
             ResourceType::ClinicalRecord,
             record.0,
-            Some(facts.indexed.facts.org_id),
+            Some(facts.patient.indexed.facts.org_id),
         );
         let grounds = self
-            .decide_on(caller, action, &facts, true, ctx, target)
+            .decide_on(caller, action, &facts.patient, true, ctx, target)
             .await?;
         Ok(RecordAccess {
-            record: indexed,
-            patient: facts.indexed,
+            record: facts.record,
+            patient: facts.patient.indexed,
             grounds,
         })
     }

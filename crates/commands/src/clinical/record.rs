@@ -112,28 +112,32 @@ impl Clinical {
         caller: &Caller,
         id: RecordId,
     ) -> Result<(RecordView, Grounds), ClinicalError> {
+        // The decision's facts and the read model's row in one statement; the row is
+        // used only once the policy allows the read.
+        let (facts, row) = inline::record_read(self.pool(), id, caller.actor.user_id, ctx.now)
+            .await?
+            .ok_or(ClinicalError::NotFound)?;
         let access = self
-            .authorize_record(caller, Action::ReadRecord, id, ctx)
+            .authorize_record_facts(caller, Action::ReadRecord, id, facts, ctx)
             .await?;
-        let view = self.current_record(id, &access).await?;
+        let view = self.current_record(id, &access, row).await?;
         let target = Accessed::record(id, &access);
         self.record_read(ctx, caller, Action::ReadRecord, target, access.grounds)
             .await?;
         Ok((view, access.grounds))
     }
 
-    /// The record now: from the read model once it has reached the record's last event,
-    /// else from the stream.
+    /// The record now: `row`, the read model's row as read with the decision's facts,
+    /// when it already reflects the record's last event (no wait and no checkpoint query);
+    /// else the row once the projection reaches it (a bounded wait); else the stream.
     async fn current_record(
         &self,
         id: RecordId,
         access: &RecordAccess,
+        row: Option<RecordRow>,
     ) -> Result<RecordView, ClinicalError> {
-        // The row first, as for a patient: no wait and no checkpoint query when it is fresh.
         let fresh = |r: &read_models::RecordRow| r.version >= access.record.version;
-        let mut row = read_models::get_record(self.pool(), id)
-            .await?
-            .filter(fresh);
+        let mut row = row.filter(fresh);
         if row.is_none()
             && self
                 .wait_for(RECORDS_PROJECTION, access.record.position)
