@@ -4,8 +4,9 @@
 -- Without a date range the positions come in order from an index on the filter's
 -- columns and position (or from the primary key), and the scan stops at the page's end.
 -- With a date range that ordered scan is the planner's choice too, as it assumes the
--- matches spread evenly over the positions; but recorded_at grows with position, so for
--- a range late in the log it would walk most of the table before the first match. So a
+-- matches spread evenly over the positions; but recorded_at grows with position (to
+-- within a commit), so for a range late in the log it would walk most of the table
+-- before the first match. So a
 -- date range first collects its matches through the time indexes, in time order and at
 -- most 50,000 of them (`MATERIALIZED`: evaluated on its own, whatever the outer ORDER
 -- BY). If that is all of them, the page is the first of these sorted by position, at a

@@ -433,9 +433,9 @@ impl ReadsReport {
              (`ClinicalConfig::default()`, the projection already past the patient's \
              position: no wait, no stream fold).\n\
              - carelog: `Clinical::patient` called directly (no HTTP) by the doctor on a random \
-             patient: authorization from the inline indexes, the `patients` row, and one \
-             `AccessRecorded` event appended through the group-commit event store before \
-             the answer (checked: the log grew by exactly one event per read). Baseline, same \
+             patient: the decision's facts from the inline tables and the `patients` row in \
+             one statement, the policy, and one `AccessRecorded` event appended through the \
+             group-commit event store before the answer (checked: the log grew by exactly one event per read). Baseline, same \
              run, same pool ({pool} connections) and same random patients: a plain read of \
              the patient's stream (`EventStore::read_stream`) and opening (decrypting) each \
              of its events, with no authorization and no write.\n\
