@@ -414,37 +414,30 @@ async fn every_committed_insert_wakes_the_listener_and_a_rolled_back_one_does_no
         .unwrap();
     assert!(woken(Duration::from_secs(5)).await, "a grouped append");
 
-    let mut tx = db.pool.begin().await.unwrap();
-    store
-        .append_in_tx(
-            &mut tx,
-            one(
-                s,
-                Expected::Exact(StreamVersion(2)),
-                event(&s, "C", json!({})),
-            ),
-        )
-        .await
-        .unwrap();
-    tx.rollback().await.unwrap();
-    assert!(!woken(Duration::from_millis(500)).await, "rolled back");
-    let mut tx = db.pool.begin().await.unwrap();
-    store
-        .append_in_tx(
-            &mut tx,
-            one(
-                s,
-                Expected::Exact(StreamVersion(2)),
-                event(&s, "C", json!({})),
-            ),
-        )
-        .await
-        .unwrap();
-    tx.commit().await.unwrap();
-    assert!(
-        woken(Duration::from_secs(5)).await,
-        "an append in a transaction"
-    );
+    for commit in [false, true] {
+        let mut tx = db.pool.begin().await.unwrap();
+        store
+            .append_in_tx(
+                &mut tx,
+                one(
+                    s,
+                    Expected::Exact(StreamVersion(2)),
+                    event(&s, "C", json!({})),
+                ),
+            )
+            .await
+            .unwrap();
+        if commit {
+            tx.commit().await.unwrap();
+            assert!(
+                woken(Duration::from_secs(5)).await,
+                "an append in a transaction"
+            );
+        } else {
+            tx.rollback().await.unwrap();
+            assert!(!woken(Duration::from_millis(500)).await, "rolled back");
+        }
+    }
 
     // Another writer (a hand-made copy of the last row under a new id and version).
     let copied = sqlx::query(

@@ -195,12 +195,14 @@ pub async fn patient_access(
     user: UserId,
     now: DateTime<Utc>,
 ) -> Result<Option<PatientAccessFacts>, StoreError> {
-    let row = sqlx::query(include_str!("../sql/clinical_patient_access.sql"))
-        .bind(patient.0)
-        .bind(user.0)
-        .bind(now)
-        .fetch_optional(db)
-        .await?;
+    let row = decision_row(
+        db,
+        include_str!("../sql/clinical_patient_access.sql"),
+        patient.0,
+        user,
+        now,
+    )
+    .await?;
     row.map(|r| access_facts(&r, user)).transpose()
 }
 
@@ -213,12 +215,14 @@ pub async fn patient_read(
     user: UserId,
     now: DateTime<Utc>,
 ) -> Result<Option<(PatientAccessFacts, Option<PatientRow>)>, StoreError> {
-    let row = sqlx::query(include_str!("../sql/clinical_patient_read.sql"))
-        .bind(patient.0)
-        .bind(user.0)
-        .bind(now)
-        .fetch_optional(db)
-        .await?;
+    let row = decision_row(
+        db,
+        include_str!("../sql/clinical_patient_read.sql"),
+        patient.0,
+        user,
+        now,
+    )
+    .await?;
     row.map(|r| {
         let facts = access_facts(&r, user)?;
         let row = projected(&r)?
@@ -227,6 +231,23 @@ pub async fn patient_read(
         Ok((facts, row))
     })
     .transpose()
+}
+
+/// The one row of a decision statement on resource `id` by `user` at `now` (`$1`, `$2`,
+/// `$3`), if the resource exists.
+async fn decision_row(
+    db: impl PgExecutor<'_>,
+    sql: &'static str,
+    id: Uuid,
+    user: UserId,
+    now: DateTime<Utc>,
+) -> Result<Option<PgRow>, StoreError> {
+    Ok(sqlx::query(sql)
+        .bind(id)
+        .bind(user.0)
+        .bind(now)
+        .fetch_optional(db)
+        .await?)
 }
 
 /// A row of `patient_access` (migrations/0011_patient_access.sql), asked for `user`.
@@ -351,12 +372,14 @@ pub async fn record_access(
     user: UserId,
     now: DateTime<Utc>,
 ) -> Result<Option<RecordAccessFacts>, StoreError> {
-    let row = sqlx::query(include_str!("../sql/clinical_record_access.sql"))
-        .bind(record.0)
-        .bind(user.0)
-        .bind(now)
-        .fetch_optional(db)
-        .await?;
+    let row = decision_row(
+        db,
+        include_str!("../sql/clinical_record_access.sql"),
+        record.0,
+        user,
+        now,
+    )
+    .await?;
     row.map(|r| record_facts(&r, user)).transpose()
 }
 
@@ -369,12 +392,14 @@ pub async fn record_read(
     user: UserId,
     now: DateTime<Utc>,
 ) -> Result<Option<(RecordAccessFacts, Option<RecordRow>)>, StoreError> {
-    let row = sqlx::query(include_str!("../sql/clinical_record_read.sql"))
-        .bind(record.0)
-        .bind(user.0)
-        .bind(now)
-        .fetch_optional(db)
-        .await?;
+    let row = decision_row(
+        db,
+        include_str!("../sql/clinical_record_read.sql"),
+        record.0,
+        user,
+        now,
+    )
+    .await?;
     row.map(|r| {
         let facts = record_facts(&r, user)?;
         let row = projected(&r)?
