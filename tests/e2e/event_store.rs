@@ -1,7 +1,7 @@
 //! Appends: versions, optimistic concurrency, idempotent retries, append-only table.
 
-use carelog_domain::{Position, StreamVersion};
-use carelog_store::{AppendError, AppendRequest, Expected};
+use carelog_domain::{Position, StreamId, StreamVersion};
+use carelog_store::{AppendError, AppendRequest, EventStore, Expected};
 use serde_json::json;
 use sqlx::{Connection, Executor};
 
@@ -12,6 +12,18 @@ async fn count_events(db: &TestDb) -> i64 {
         .fetch_one(&db.pool)
         .await
         .unwrap()
+}
+
+/// Starts `stream` with one event `A` (appended as a new stream).
+async fn start(store: &EventStore, stream: StreamId) {
+    store
+        .append(one(
+            stream,
+            Expected::Exact(StreamVersion::EMPTY),
+            event(&stream, "A", json!({})),
+        ))
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
@@ -59,14 +71,7 @@ async fn a_stale_expected_version_is_a_conflict_and_writes_nothing() {
     let db = TestDb::new().await;
     let store = support::store(&db, support::keyring());
     let s = patient_stream();
-    store
-        .append(one(
-            s,
-            Expected::Exact(StreamVersion::EMPTY),
-            event(&s, "A", json!({})),
-        ))
-        .await
-        .unwrap();
+    start(&store, s).await;
     for stale in [StreamVersion(0), StreamVersion(2), StreamVersion(7)] {
         let err = store
             .append(one(s, Expected::Exact(stale), event(&s, "B", json!({}))))
@@ -89,14 +94,7 @@ async fn of_twenty_concurrent_appends_at_one_version_exactly_one_wins() {
     let db = TestDb::new().await;
     let store = support::store(&db, support::keyring());
     let s = patient_stream();
-    store
-        .append(one(
-            s,
-            Expected::Exact(StreamVersion::EMPTY),
-            event(&s, "A", json!({})),
-        ))
-        .await
-        .unwrap();
+    start(&store, s).await;
     let attempts = (0..20).map(|i| {
         let store = store.clone();
         tokio::spawn(async move {
@@ -213,14 +211,7 @@ async fn a_new_stream_that_exists_is_a_conflict_even_among_new_streams_in_a_batc
     let db = TestDb::new().await;
     let store = support::store(&db, support::keyring());
     let taken = patient_stream();
-    store
-        .append(one(
-            taken,
-            Expected::Exact(StreamVersion::EMPTY),
-            event(&taken, "A", json!({})),
-        ))
-        .await
-        .unwrap();
+    start(&store, taken).await;
     let fresh: Vec<_> = (0..30).map(|_| patient_stream()).collect();
     let good = fresh.iter().map(|&s| {
         let store = store.clone();
@@ -392,14 +383,7 @@ async fn every_committed_insert_wakes_the_listener_and_a_rolled_back_one_does_no
     let mut woken =
         async |within: Duration| tokio::time::timeout(within, wakes.recv()).await.is_ok();
     let s = patient_stream();
-    store
-        .append(one(
-            s,
-            Expected::Exact(StreamVersion::EMPTY),
-            event(&s, "A", json!({})),
-        ))
-        .await
-        .unwrap();
+    start(&store, s).await;
     assert!(
         woken(Duration::from_secs(5)).await,
         "a batch of new streams"

@@ -224,11 +224,10 @@ pub async fn patient_read(
     )
     .await?;
     row.map(|r| {
-        let facts = access_facts(&r, user)?;
-        let row = projected(&r)?
-            .then(|| read_models::patient_row(&r))
-            .transpose()?;
-        Ok((facts, row))
+        Ok((
+            access_facts(&r, user)?,
+            projected(&r, read_models::patient_row)?,
+        ))
     })
     .transpose()
 }
@@ -401,11 +400,10 @@ pub async fn record_read(
     )
     .await?;
     row.map(|r| {
-        let facts = record_facts(&r, user)?;
-        let row = projected(&r)?
-            .then(|| read_models::record_row(&r))
-            .transpose()?;
-        Ok((facts, row))
+        Ok((
+            record_facts(&r, user)?,
+            projected(&r, read_models::record_row)?,
+        ))
     })
     .transpose()
 }
@@ -423,10 +421,15 @@ fn record_facts(r: &PgRow, user: UserId) -> Result<RecordAccessFacts, StoreError
     })
 }
 
-/// Whether a read's row carries the read model's columns (`version` is the read model's;
-/// the facts' are `stream_version` and `record_version`): a left join that matched.
-fn projected(r: &PgRow) -> Result<bool, StoreError> {
-    Ok(r.try_get::<Option<i64>, _>("version")?.is_some())
+/// The read model's row carried by a read's row, decoded with `decode`, if the left join
+/// matched (`version` is the read model's column; the facts' are `stream_version` and
+/// `record_version`).
+fn projected<T>(
+    r: &PgRow,
+    decode: fn(&PgRow) -> Result<T, sqlx::Error>,
+) -> Result<Option<T>, StoreError> {
+    let matched = r.try_get::<Option<i64>, _>("version")?.is_some();
+    Ok(matched.then(|| decode(r)).transpose()?)
 }
 
 /// Stores an emergency grant given at `granted_at`.
