@@ -242,6 +242,142 @@ async fn the_audit_feed_holds_exactly_the_logs_events() {
     relay.abort();
 }
 
+/// A projector acknowledges cumulatively (one acknowledgement per batch). A durable
+/// consumer left by an older carelog with explicit acknowledgements is recreated after
+/// its floor with cumulative ones, and every event is still applied exactly once.
+#[tokio::test]
+async fn a_consumer_with_explicit_acks_is_recreated_cumulative_and_nothing_is_skipped() {
+    use async_nats::jetstream::consumer::{pull, AckPolicy};
+    let db = TestDb::new().await;
+    let store = support::store(&db, support::keyring());
+    let nats = TestNats::new().await;
+    let bus = BusConfig::new(&nats.prefix, 1).unwrap();
+    let js = nats.jetstream();
+    carelog_bus::ensure_streams(&js, &bus).await.unwrap();
+    let stream = js.get_stream(bus.events_stream()).await.unwrap();
+    let durable = format!("{}proj_{}", nats.prefix, AuditFeed::NAME);
+    stream
+        .create_consumer(pull::Config {
+            durable_name: Some(durable.clone()),
+            ack_policy: AckPolicy::Explicit,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+
+    let relay = spawn_relay(&db, &nats).await;
+    let mut positions = append_n(&store, patient_stream(), 0, 6).await;
+    let projector =
+        spawn_projector(&db, &store, &nats, Box::new(AuditFeed), projector_config()).await;
+    positions.extend(append_n(&store, patient_stream(), 0, 6).await);
+    wait_checkpoint(&db, AuditFeed::NAME, *positions.last().unwrap()).await;
+
+    let mut consumer: async_nats::jetstream::consumer::PullConsumer =
+        stream.get_consumer(&durable).await.unwrap();
+    let info = consumer.info().await.unwrap();
+    assert_eq!(info.config.ack_policy, AckPolicy::All);
+    assert_eq!(
+        applications_of_the_feed(&db).await,
+        positions.iter().map(|p| p.0).collect::<Vec<_>>(),
+        "each event once, in order"
+    );
+    // Everything applied was acknowledged: nothing is left to redeliver.
+    eventually(
+        Duration::from_secs(10),
+        "no acknowledgement pending",
+        || {
+            let mut consumer = consumer.clone();
+            async move { consumer.info().await.unwrap().num_ack_pending == 0 }
+        },
+    )
+    .await;
+    projector.abort();
+    relay.abort();
+}
+
+/// Acknowledgements are cumulative, so a message the projector skips (a copy of an event
+/// at or below its checkpoint, as a relay re-publishes one outside the duplicate window)
+/// is acknowledged only once the events before it are committed: acknowledged at once,
+/// it would acknowledge an event still unapplied before it, which a crash would then lose.
+#[tokio::test]
+async fn a_late_copy_behind_an_unapplied_event_does_not_acknowledge_it() {
+    let db = TestDb::new().await;
+    let store = support::store(&db, support::keyring());
+    let nats = TestNats::new().await;
+    let probe = Probe::new(&db).await;
+    let relay = spawn_relay(&db, &nats).await;
+    let config = || ProjectorConfig {
+        max_attempts: 1000,
+        standby_retry: Duration::from_millis(100),
+        ..projector_config()
+    };
+    let fine = patient_stream();
+    let early = append_n(&store, fine, 0, 3).await;
+    let projector = spawn_projector(&db, &store, &nats, Box::new(probe.clone()), config()).await;
+    wait_checkpoint(&db, "probe", early[2]).await;
+    projector.abort();
+
+    // An event the projection cannot apply yet, then a late copy of an early event.
+    let sick = patient_stream();
+    probe.poison(&sick, true);
+    let unapplied = append_n(&store, sick, 0, 1).await;
+    let js = nats.jetstream();
+    let bus = BusConfig::new(&nats.prefix, 1).unwrap();
+    eventually(Duration::from_secs(30), "the event relayed", || async {
+        let stream = js.get_stream(bus.events_stream()).await.unwrap();
+        stream.get_info().await.unwrap().state.messages == 4
+    })
+    .await;
+    let copied = store
+        .read_stream(&fine, StreamVersion::EMPTY, 1)
+        .await
+        .unwrap()
+        .remove(0);
+    let (mut headers, body) = carelog_bus::encode(&copied);
+    headers.insert(
+        async_nats::header::NATS_MESSAGE_ID,
+        format!("late-copy-{}", Uuid::now_v7()).as_str(),
+    );
+    js.publish_with_headers(
+        bus.subject(
+            copied.header.stream_id.stream_type(),
+            &copied.header.event_type,
+        ),
+        headers,
+        body.into(),
+    )
+    .await
+    .unwrap()
+    .await
+    .unwrap();
+
+    // A projector receives both, fails the event again and again, and dies.
+    let projector = spawn_projector(&db, &store, &nats, Box::new(probe.clone()), config()).await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    projector.abort();
+    assert!(applied_in_order(&db, &sick).await.is_empty());
+
+    // Once the cause is fixed, the next projector gets the event again and applies it.
+    probe.poison(&sick, false);
+    let projector = spawn_projector(&db, &store, &nats, Box::new(probe.clone()), config()).await;
+    wait_checkpoint(&db, "probe", unapplied[0]).await;
+    assert_eq!(applied_in_order(&db, &sick).await, unapplied);
+    assert!(
+        applications(&db).await.values().all(|&n| n == 1),
+        "each event applied once; the copy skipped"
+    );
+    projector.abort();
+    relay.abort();
+}
+
+/// The positions in `audit_feed`, in order.
+async fn applications_of_the_feed(db: &TestDb) -> Vec<i64> {
+    sqlx::query_scalar("SELECT position FROM audit_feed ORDER BY position")
+        .fetch_all(&db.pool)
+        .await
+        .unwrap()
+}
+
 /// The audit feed reads clear metadata only: it never decrypts a person's payload. A
 /// payload that cannot be opened (one bit flipped, so AES-GCM refuses it) is projected
 /// and rebuilt like any other, where opening it would have dead-lettered it.

@@ -1,13 +1,14 @@
 //! The runtime of one projection.
 //!
 //! A [`Projector`] owns the durable pull consumer `<prefix>proj_<name>` on
-//! `<prefix>EVENTS` (explicit acks, delivers everything from the start; created
-//! idempotently) and loops:
+//! `<prefix>EVENTS` (cumulative acknowledgements, `AckPolicy::All`; delivers everything
+//! from the start; created idempotently) and loops:
 //!
 //! 1. takes the messages that are ready (up to [`ProjectorConfig::batch`]) and decodes
 //!    each ([`carelog_bus::decode`]);
 //! 2. acknowledges, without applying, every event at or below the checkpoint (a
-//!    redelivery, or a duplicate the relay re-published outside the duplicate window);
+//!    redelivery, or a duplicate the relay re-published outside the duplicate window),
+//!    once the events before it in the batch are committed (see "Acknowledgements");
 //! 3. applies the others in ONE PostgreSQL transaction that also advances the
 //!    checkpoint — the dead-letter check of the batch's streams in one query, the
 //!    payloads opened together (one key lookup), the events handed to
@@ -30,6 +31,15 @@
 //! message past a gap (an earlier one was delivered to a connection that died, and is
 //! redelivered only after `ack_wait`) is nak'ed with a delay instead of being applied
 //! before it.
+//!
+//! Acknowledgements are cumulative (`AckPolicy::All`): acknowledging stream sequence `S`
+//! acknowledges every message up to `S`, so a batch costs NATS one acknowledgement, not
+//! one per event. That is sound because the runtime handles stream sequences contiguously
+//! (see "Order") and acknowledges a message only once every message before it has been
+//! committed or skipped; this is why skipped and terminated messages of a batch are
+//! acknowledged after the batch's commit, never before (a duplicate the relay re-published
+//! late sits after events not yet applied). A consumer created by an older carelog with
+//! explicit acknowledgements is recreated after its acknowledgement floor.
 //!
 //! Failures of PostgreSQL or NATS themselves (not of the projection, including an
 //! [`ApplyError::is_transient`] one) never produce dead letters: the runtime logs them,
@@ -347,7 +357,8 @@ impl Projector {
     /// consumes: when the consumer has such pending deliveries, it is deleted and created
     /// again from the message after its floor, which delivers them at once. Messages
     /// between the floor and the checkpoint are acknowledged without being applied, as
-    /// always.
+    /// always. A consumer with explicit acknowledgements (made by an older carelog) is
+    /// recreated the same way, with cumulative ones.
     async fn consumer(
         &self,
     ) -> Result<(consumer::Consumer<consumer::pull::Config>, u64), SessionEnd> {
@@ -364,7 +375,7 @@ impl Projector {
         let config = |deliver_policy| consumer::pull::Config {
             durable_name: Some(name.clone()),
             description: Some(format!("carelog projection {}", self.projection.name())),
-            ack_policy: consumer::AckPolicy::Explicit,
+            ack_policy: consumer::AckPolicy::All,
             deliver_policy,
             ack_wait: self.cfg.ack_wait,
             max_deliver: -1,
@@ -379,14 +390,16 @@ impl Projector {
             .map_err(|e| nats(&e))?;
         let info = existing.info().await.map_err(|e| nats(&e))?;
         let floor = info.ack_floor.stream_sequence;
-        if info.num_ack_pending == 0 {
+        let cumulative = info.config.ack_policy == consumer::AckPolicy::All;
+        if info.num_ack_pending == 0 && cumulative {
             return Ok((existing, floor));
         }
         tracing::info!(
             projection = %self.projection.name(),
             pending = info.num_ack_pending,
             floor,
-            "unacknowledged deliveries of an earlier session; recreating the consumer after its floor"
+            cumulative,
+            "unacknowledged deliveries of an earlier session, or explicit acknowledgements; recreating the consumer after its floor"
         );
         stream.delete_consumer(&name).await.map_err(|e| nats(&e))?;
         let deliver = if floor == 0 {
@@ -459,6 +472,9 @@ impl Projector {
                 },
             };
             let mut items = Vec::with_capacity(chunk.len());
+            // Acknowledged (or terminated) only after the batch's commit: a cumulative
+            // acknowledgement covers the messages before it, which may be items.
+            let mut after_commit = Vec::new();
             let mut held_back = false;
             for msg in chunk {
                 let msg = match msg {
@@ -483,7 +499,7 @@ impl Projector {
                 }
                 if seq <= last_seq {
                     // Handled already (its acknowledgement was lost).
-                    let _ = msg.ack().await;
+                    after_commit.push((msg, AckKind::Ack));
                     continue;
                 }
                 last_seq = seq;
@@ -491,12 +507,12 @@ impl Projector {
                     Ok(e) => e,
                     Err(e) => {
                         tracing::error!(projection = %name, stream_sequence = seq, error = %e, "not a carelog event on the events stream; terminated");
-                        let _ = msg.ack_with(AckKind::Term).await;
+                        after_commit.push((msg, AckKind::Term));
                         continue;
                     }
                 };
                 if event.position <= checkpoint {
-                    let _ = msg.ack().await;
+                    after_commit.push((msg, AckKind::Ack));
                     continue;
                 }
                 items.push(Item { event, msg });
@@ -507,6 +523,9 @@ impl Projector {
                 self.process(&items).await?;
                 tracing::debug!(projection = %name, events = items.len(), ms = began.elapsed().as_secs_f64() * 1e3, "batch");
                 checkpoint = checkpoint.max(to);
+            }
+            for (msg, kind) in after_commit {
+                let _ = msg.ack_with(kind).await;
             }
         }
         Err(SessionEnd::StreamEnded)
@@ -800,11 +819,12 @@ impl Stop {
     }
 }
 
-/// Acknowledges `items` (after their commit). A lost acknowledgement only means a
+/// Acknowledges `items` (after their commit) and every message before them: one
+/// cumulative acknowledgement of the last. A lost acknowledgement only means a
 /// redelivery, which the checkpoint skips.
 async fn ack(items: &[Item]) {
-    for item in items {
-        if let Err(e) = item.msg.ack().await {
+    if let Some(last) = items.last() {
+        if let Err(e) = last.msg.ack().await {
             tracing::debug!(error = %e, "acknowledgement not sent; the redelivery will be skipped");
         }
     }
