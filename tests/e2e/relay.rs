@@ -275,6 +275,51 @@ async fn nats_stopped_commands_succeed_and_every_event_reaches_the_stream_and_th
 }
 
 #[tokio::test]
+async fn a_pipelined_relay_keeps_log_order_when_nats_restarts_with_batches_in_flight() {
+    let db = TestDb::new().await;
+    let store = support::store(&db, support::keyring());
+    let mut nats = NatsServer::temporary().await.expect("private nats-server");
+    let url = nats.url();
+    let prefix = unique_prefix();
+    let marker = format!("PLAINTEXT-{}", Uuid::now_v7().simple());
+    // Batches of 3, so the relay has several batches in flight while appends go on.
+    let mut cfg = relay_config(&prefix);
+    cfg.batch = 3;
+    let relay = Relay::new(
+        db.pool.clone(),
+        carelog_bus::connect(&url).await.unwrap(),
+        cfg,
+    )
+    .expect("relay");
+    let status = relay.status();
+    let relay = tokio::spawn(relay.run(std::future::pending::<()>()));
+
+    // Four writers, 60 events each, appended while NATS goes down and comes back.
+    let writers: Vec<_> = (0..4)
+        .map(|_| {
+            let (store, marker) = (store.clone(), marker.clone());
+            tokio::spawn(async move { append_some(&store, 60, &marker).await })
+        })
+        .collect();
+    eventually(Duration::from_secs(30), "the relay publishing", || async {
+        status.published() >= 30
+    })
+    .await;
+    nats.stop().await.expect("stop NATS");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    nats.start()
+        .await
+        .expect("start NATS again on the same port");
+    for w in writers {
+        w.await.expect("writer");
+    }
+    assert_eq!(log(&db).await.len(), 240);
+    wait_all_relayed(&db, &url, &prefix).await;
+    assert_stream_is_the_log(&db, &url, &prefix, &marker).await;
+    relay.abort();
+}
+
+#[tokio::test]
 async fn a_relay_started_while_nats_is_down_publishes_everything_once_it_is_up() {
     let db = TestDb::new().await;
     let store = support::store(&db, support::keyring());

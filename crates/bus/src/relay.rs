@@ -13,7 +13,9 @@
 //! 2. reads its checkpoint (`relay_checkpoints`, row named after the prefix);
 //! 3. reads the log after it gap-safely ([`carelog_store::read::all`], ADR 0002) in
 //!    batches, publishes each event (subject, headers and body per [`crate::message`])
-//!    and waits for JetStream's acknowledgements in order;
+//!    and settles JetStream's acknowledgements in order. In fast mode (below) up to
+//!    [`PIPELINE_DEPTH`] batches are in flight: while the oldest waits for its
+//!    acknowledgements, an append wakes the relay to read and send the next;
 //! 4. advances the checkpoint to the last event acknowledged — never past one that was
 //!    not — on its own session (a relay that lost its session cannot move it);
 //! 5. when caught up, waits for a wake-up: every appending transaction notifies the
@@ -30,12 +32,14 @@
 //! Order on the stream equals position order:
 //! - *safe mode*: one event in flight; the next is published only once the previous one
 //!   is acknowledged. A relay starts in safe mode and returns to it after any failure.
-//! - *fast mode*: after an acknowledgement of a new message with stream sequence `S`, a
-//!   batch is pipelined, message `i` carrying `Nats-Expected-Last-Sequence: S + i`.
-//!   JetStream stores message `i` only if the stream ends exactly where the previous
-//!   message of the batch was stored, so a lost message (a NATS restart, a leader change
-//!   in a cluster) makes every later one of the batch fail instead of landing out of
-//!   order; the relay re-publishes from the first unacknowledged event in safe mode.
+//! - *fast mode*: after an acknowledgement of a new message with stream sequence `S`, the
+//!   following events are pipelined, the `i`-th carrying `Nats-Expected-Last-Sequence:
+//!   S + i`, across the batches in flight. JetStream stores a message only if the stream
+//!   ends exactly where the message before it was to be stored, so a lost message (a NATS
+//!   restart, a leader change in a cluster) makes every later one fail instead of landing
+//!   out of order, in its batch and in the batches after it; the relay forgets what is in
+//!   flight and re-publishes from the first unacknowledged event in safe mode (JetStream
+//!   recognises by message id any later one that did land, in its place).
 //!
 //! Failures: a failed publish (NATS down, timeout, no stream) is retried with exponential
 //! backoff and jitter, for ever; no event is skipped. Commands never wait for any of
@@ -48,7 +52,9 @@
 //! second copy later in the stream. Consumers therefore also skip positions at or below
 //! their own checkpoint (DESIGN.md invariant 7).
 
+use std::collections::VecDeque;
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -364,32 +370,36 @@ impl Relay {
         let mut last_ping = Instant::now();
         let waker = Waker::start(&self.pool, self.cfg.listen, self.cfg.standby_retry);
         let mut quick = None;
+        // Batches sent in fast mode and not yet settled, oldest first; then the events
+        // read after them (or after `cursor`) and not sent yet; `last_read` is the last
+        // position of the two. Safe mode never has batches in flight.
+        let mut in_flight: VecDeque<InFlight> = VecDeque::new();
+        let mut unsent: Vec<StoredEvent> = Vec::new();
+        let mut last_read = cursor;
+        // The last read found less than a batch: read again when an append wakes the
+        // relay (or at the next poll), not at once.
+        let mut caught_up = false;
         loop {
-            let events = match carelog_store::read::all(&self.pool, cursor, self.cfg.batch).await {
-                Ok(events) => events,
-                Err(e) => {
-                    tracing::warn!(error = %e, "relay cannot read the log; retrying");
-                    tokio::time::sleep(backoff.next().unwrap_or(self.cfg.max_backoff)).await;
-                    session.ping().await?;
-                    continue;
+            let room = in_flight.len() < PIPELINE_DEPTH;
+            if unsent.is_empty() && room && !caught_up {
+                match carelog_store::read::all(&self.pool, last_read, self.cfg.batch).await {
+                    Ok(events) => {
+                        caught_up = (events.len() as i64) < self.cfg.batch;
+                        unsent = events;
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "relay cannot read the log; retrying");
+                        if in_flight.is_empty() {
+                            tokio::time::sleep(backoff.next().unwrap_or(self.cfg.max_backoff))
+                                .await;
+                            session.ping().await?;
+                            continue;
+                        }
+                    }
                 }
-            };
-            if events.is_empty() {
-                if last_ping.elapsed() >= self.cfg.standby_retry {
-                    session.ping().await?;
-                    last_ping = Instant::now();
-                }
-                let (pause, after) = next_pause(quick, self.cfg.idle_poll);
-                quick = if waker.wait(pause).await {
-                    Some(QUICK_RETRY_FIRST)
-                } else {
-                    after
-                };
-                continue;
             }
-            quick = None;
-            let mut done = 0;
-            while done < events.len() {
+            if !unsent.is_empty() && room {
+                quick = None;
                 if !streams_ready {
                     match crate::ensure_streams(&self.js, &self.cfg.bus).await {
                         Ok(()) => streams_ready = true,
@@ -401,102 +411,165 @@ impl Relay {
                         }
                     }
                 }
-                match self.publish(&events[done..], &mut mode).await {
-                    Ok(0) => {}
-                    Ok(n) => {
-                        done += n;
-                        let position = events[done - 1].position;
-                        session.save_checkpoint(position).await?;
-                        last_ping = Instant::now();
-                        cursor = position;
-                        self.status
-                            .0
-                            .checkpoint
-                            .store(position.0, Ordering::Relaxed);
-                        self.status
-                            .0
-                            .published
-                            .fetch_add(n as u64, Ordering::Relaxed);
-                        backoff = self.backoff();
-                    }
-                    Err(e) => {
-                        if e.kind() == PublishErrorKind::StreamNotFound {
-                            streams_ready = false;
+                let failed = match mode {
+                    Mode::Safe => match self.publish_one(&unsent[0], &mut mode).await {
+                        Ok(()) => {
+                            self.advance(session, &mut cursor, unsent[0].position, 1)
+                                .await?;
+                            last_ping = Instant::now();
+                            unsent.remove(0);
+                            backoff = self.backoff();
+                            None
                         }
-                        tracing::warn!(
-                            error = %e,
-                            position = events[done].position.0,
-                            "relay cannot publish to JetStream; retrying (nothing is skipped)"
-                        );
+                        Err(e) => Some((e, unsent[0].position)),
+                    },
+                    Mode::Fast { last_seq } => match self.send_batch(&unsent, last_seq).await {
+                        Ok(batch) => {
+                            mode = Mode::Fast {
+                                last_seq: last_seq + unsent.len() as u64,
+                            };
+                            last_read = unsent.last().map_or(last_read, |e| e.position);
+                            unsent.clear();
+                            in_flight.push_back(batch);
+                            None
+                        }
+                        Err(e) => {
+                            // Nothing of this batch is counted: everything after the
+                            // checkpoint is sent again, one at a time first (JetStream
+                            // drops what it already holds by message id).
+                            let at = unsent[0].position;
+                            mode = Mode::Safe;
+                            restart(&mut in_flight, &mut unsent, &mut last_read, cursor);
+                            caught_up = false;
+                            Some((e, at))
+                        }
+                    },
+                };
+                if let Some((e, at)) = failed {
+                    self.publish_failed(&e, at);
+                    if e.kind() == PublishErrorKind::StreamNotFound {
+                        streams_ready = false;
+                    }
+                    tokio::time::sleep(backoff.next().unwrap_or(self.cfg.max_backoff)).await;
+                }
+                continue;
+            }
+            if let Some(front) = in_flight.front_mut() {
+                // Settle the oldest batch; meanwhile an append wakes the relay to read
+                // and send on, as long as there is room in the pipeline.
+                let acks = tokio::select! {
+                    acks = &mut front.acks => acks,
+                    () = waker.notify.notified(), if room && unsent.is_empty() => {
+                        caught_up = false;
+                        continue;
+                    }
+                };
+                let batch = in_flight.pop_front().expect("the front was just awaited");
+                if acks.acked > 0 {
+                    let position = batch.positions[acks.acked - 1];
+                    self.advance(session, &mut cursor, position, acks.acked)
+                        .await?;
+                    last_ping = Instant::now();
+                }
+                if acks.acked == batch.positions.len() && acks.in_order_up_to.is_some() {
+                    backoff = self.backoff();
+                    continue;
+                }
+                // The batch ended early or out of order. Later messages of the pipeline
+                // were stored only in their place, if at all (their expected sequences
+                // chain them to this batch): start again after the last acknowledged
+                // event, one at a time.
+                mode = Mode::Safe;
+                restart(&mut in_flight, &mut unsent, &mut last_read, cursor);
+                caught_up = false;
+                if let Some(e) = acks.error {
+                    if e.kind() == PublishErrorKind::StreamNotFound {
+                        streams_ready = false;
+                    }
+                    if acks.acked == 0 {
+                        self.publish_failed(&e, batch.positions[0]);
                         tokio::time::sleep(backoff.next().unwrap_or(self.cfg.max_backoff)).await;
                     }
                 }
+                continue;
             }
+            // Caught up, nothing in flight: wait for an append (or poll).
+            if last_ping.elapsed() >= self.cfg.standby_retry {
+                session.ping().await?;
+                last_ping = Instant::now();
+            }
+            let (pause, after) = next_pause(quick, self.cfg.idle_poll);
+            quick = if waker.wait(pause).await {
+                Some(QUICK_RETRY_FIRST)
+            } else {
+                after
+            };
+            caught_up = false;
         }
     }
 
-    /// Publishes a prefix of `events`; returns how many leading events JetStream holds
-    /// now (acknowledged, as new messages or as duplicates).
-    async fn publish(
+    /// Moves the checkpoint to `position` (JetStream holds every event up to it), on
+    /// this relay's session, and counts `published` more events.
+    async fn advance(
+        &self,
+        session: &mut RelaySession,
+        cursor: &mut Position,
+        position: Position,
+        published: usize,
+    ) -> Result<(), StoreError> {
+        session.save_checkpoint(position).await?;
+        *cursor = position;
+        self.status
+            .0
+            .checkpoint
+            .store(position.0, Ordering::Relaxed);
+        self.status
+            .0
+            .published
+            .fetch_add(published as u64, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn publish_failed(&self, error: &jetstream::context::PublishError, position: Position) {
+        tracing::warn!(
+            error = %error,
+            position = position.0,
+            "relay cannot publish to JetStream; retrying (nothing is skipped)"
+        );
+    }
+
+    /// Safe mode: one event, its acknowledgement awaited; a new message (not a
+    /// duplicate) switches to fast mode after it.
+    async fn publish_one(
+        &self,
+        event: &StoredEvent,
+        mode: &mut Mode,
+    ) -> Result<(), jetstream::context::PublishError> {
+        let ack = self.send(event, None).await?.await?;
+        if !ack.duplicate {
+            *mode = Mode::Fast {
+                last_seq: ack.sequence,
+            };
+        }
+        Ok(())
+    }
+
+    /// Fast mode: sends `events` pipelined after stream sequence `last_seq` (message `i`
+    /// expecting the stream to end at `last_seq + i`); their acknowledgements are
+    /// awaited later, through the returned batch.
+    async fn send_batch(
         &self,
         events: &[StoredEvent],
-        mode: &mut Mode,
-    ) -> Result<usize, jetstream::context::PublishError> {
-        match *mode {
-            Mode::Safe => {
-                let ack = self.send(&events[0], None).await?.await?;
-                if !ack.duplicate {
-                    *mode = Mode::Fast {
-                        last_seq: ack.sequence,
-                    };
-                }
-                Ok(1)
-            }
-            Mode::Fast { last_seq } => {
-                let mut pending = Vec::with_capacity(events.len());
-                let mut error = None;
-                for (i, event) in events.iter().enumerate() {
-                    match self.send(event, Some(last_seq + i as u64)).await {
-                        Ok(ack) => pending.push(ack),
-                        Err(e) => {
-                            error = Some(e);
-                            break;
-                        }
-                    }
-                }
-                let (mut acked, mut seq, mut in_order) = (0, last_seq, error.is_none());
-                for ack in pending {
-                    if !in_order {
-                        break; // later messages expected this one before them: they fail
-                    }
-                    match ack.await {
-                        Ok(ack) if !ack.duplicate && ack.sequence == seq + 1 => {
-                            acked += 1;
-                            seq = ack.sequence;
-                        }
-                        Ok(_) => {
-                            // Held (a duplicate, or stored elsewhere in the stream than
-                            // expected): count it, and go on one at a time.
-                            acked += 1;
-                            in_order = false;
-                        }
-                        Err(e) => {
-                            error = Some(e);
-                            in_order = false;
-                        }
-                    }
-                }
-                *mode = if in_order {
-                    Mode::Fast { last_seq: seq }
-                } else {
-                    Mode::Safe
-                };
-                match error {
-                    Some(e) if acked == 0 => Err(e),
-                    _ => Ok(acked),
-                }
-            }
+        last_seq: u64,
+    ) -> Result<InFlight, jetstream::context::PublishError> {
+        let mut pending = Vec::with_capacity(events.len());
+        for (i, event) in events.iter().enumerate() {
+            pending.push(self.send(event, Some(last_seq + i as u64)).await?);
         }
+        Ok(InFlight {
+            positions: events.iter().map(|e| e.position).collect(),
+            acks: Box::pin(await_in_order(pending, last_seq)),
+        })
     }
 
     async fn send(
@@ -519,6 +592,73 @@ impl Relay {
             .publish_with_headers(subject, headers, body.into())
             .await
     }
+}
+
+/// Batches the relay may have sent and not yet settled (fast mode): while the oldest
+/// waits for its acknowledgements, the next ones are read and sent.
+const PIPELINE_DEPTH: usize = 4;
+
+/// A batch sent in fast mode, its acknowledgements awaited in order.
+struct InFlight {
+    /// The events' positions, in the order sent.
+    positions: Vec<Position>,
+    acks: Pin<Box<dyn Future<Output = Acks> + Send>>,
+}
+
+/// Forgets what was in flight or read and not sent: the relay goes on from `cursor`.
+fn restart(
+    in_flight: &mut VecDeque<InFlight>,
+    unsent: &mut Vec<StoredEvent>,
+    last_read: &mut Position,
+    cursor: Position,
+) {
+    in_flight.clear();
+    unsent.clear();
+    *last_read = cursor;
+}
+
+/// What the acknowledgements of a pipelined batch said ([`await_in_order`]).
+struct Acks {
+    /// Leading messages JetStream holds (stored or recognised as duplicates).
+    acked: usize,
+    /// The stream's last sequence when every acknowledged message was stored new, right
+    /// after the previous one (the batch may go on in fast mode); `None` otherwise.
+    in_order_up_to: Option<u64>,
+    /// The failure that ended the batch, if any.
+    error: Option<jetstream::context::PublishError>,
+}
+
+/// Awaits the acknowledgements of a batch pipelined after stream sequence `last_seq`,
+/// in order, stopping at the first that is not a new message right after the previous
+/// one: the later messages expected it before them, so they failed.
+async fn await_in_order(pending: Vec<jetstream::context::PublishAckFuture>, last_seq: u64) -> Acks {
+    let mut acks = Acks {
+        acked: 0,
+        in_order_up_to: Some(last_seq),
+        error: None,
+    };
+    for ack in pending {
+        let Some(seq) = acks.in_order_up_to else {
+            break;
+        };
+        match ack.await {
+            Ok(ack) if !ack.duplicate && ack.sequence == seq + 1 => {
+                acks.acked += 1;
+                acks.in_order_up_to = Some(ack.sequence);
+            }
+            Ok(_) => {
+                // Held (a duplicate, or stored elsewhere in the stream than expected):
+                // count it, and go on one at a time.
+                acks.acked += 1;
+                acks.in_order_up_to = None;
+            }
+            Err(e) => {
+                acks.error = Some(e);
+                acks.in_order_up_to = None;
+            }
+        }
+    }
+    acks
 }
 
 #[cfg(test)]
