@@ -795,3 +795,82 @@ async fn inline_clinical_tables_round_trip() {
         .unwrap()
         .is_empty());
 }
+
+/// A date range with more matches than the search sorts in memory (50,000) is paged by
+/// an ordered scan between the range's least and greatest positions. The page must be
+/// exactly the matches in log order, including an entry stamped later than the entries
+/// after it (its timestamp was taken before the log lock, as between two writers) and
+/// one stamped earlier than the entries before it.
+#[tokio::test]
+async fn a_long_date_range_pages_exactly_in_log_order() {
+    use carelog_store::audit::{self, AuditFilter};
+
+    let db = TestDb::new().await;
+    carelog_projector::schemas::ensure_schemas(&db.pool)
+        .await
+        .unwrap();
+    // 70,000 entries, one second apart in position order, but for two: position 4,990 is
+    // stamped 20 s late (inside a range that starts at 5,000 s) and position 60,005 20 s
+    // early (inside a range that ends at 60,000 s). Every third one is a `read`.
+    sqlx::query(
+        "INSERT INTO audit_feed (position, event_id, stream_id, stream_type, event_type, \
+           recorded_at, action, resource_type, outcome) \
+         SELECT g, gen_random_uuid(), 'access-' || g, 'access', 'AccessRecorded', \
+           timestamptz '2026-01-01 00:00:00+00' + make_interval(secs => \
+             CASE g WHEN 4990 THEN 5010 WHEN 60005 THEN 59990 ELSE g END), \
+           CASE WHEN g % 3 = 0 THEN 'read' ELSE 'update' END, 'patient', 'success' \
+         FROM generate_series(1, 70000) AS g",
+    )
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    sqlx::query("ANALYZE audit_feed")
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    let at = |s: i64| Utc.timestamp_opt(1_767_225_600 + s, 0).unwrap();
+    let (from, to) = (at(5000), at(60000));
+    for action in [None, Some("read")] {
+        let filter = AuditFilter {
+            action: action.map(str::to_owned),
+            from: Some(from),
+            to: Some(to),
+            ..AuditFilter::default()
+        };
+        for offset in [0, 950, 54_950] {
+            let got: Vec<i64> = audit::search(&db.pool, &filter, 50, offset)
+                .await
+                .unwrap()
+                .iter()
+                .map(|e| e.position)
+                .collect();
+            let want: Vec<i64> = sqlx::query_scalar(
+                "SELECT position FROM audit_feed \
+                 WHERE recorded_at BETWEEN $1 AND $2 AND ($3::text IS NULL OR action = $3) \
+                 ORDER BY position LIMIT 50 OFFSET $4",
+            )
+            .bind(from)
+            .bind(to)
+            .bind(action)
+            .bind(offset)
+            .fetch_all(&db.pool)
+            .await
+            .unwrap();
+            assert_eq!(got, want, "action {action:?}, offset {offset}");
+        }
+    }
+    // The two misplaced entries are where the log puts them.
+    let first = audit::search(
+        &db.pool,
+        &AuditFilter {
+            from: Some(from),
+            to: Some(to),
+            ..AuditFilter::default()
+        },
+        1,
+        0,
+    )
+    .await
+    .unwrap();
+    assert_eq!(first[0].position, 4990);
+}
