@@ -31,10 +31,19 @@ async fn spawn_relay(
     nats_url: &str,
     prefix: &str,
 ) -> (tokio::task::JoinHandle<()>, RelayStatus) {
+    spawn_relay_with(db, nats_url, relay_config(prefix)).await
+}
+
+/// As [`spawn_relay`], with these settings.
+async fn spawn_relay_with(
+    db: &TestDb,
+    nats_url: &str,
+    cfg: RelayConfig,
+) -> (tokio::task::JoinHandle<()>, RelayStatus) {
     let client = carelog_bus::connect(nats_url)
         .await
         .expect("NATS_URL parses");
-    let relay = Relay::new(db.pool.clone(), client, relay_config(prefix)).expect("relay");
+    let relay = Relay::new(db.pool.clone(), client, cfg).expect("relay");
     let status = relay.status();
     (
         tokio::spawn(relay.run(std::future::pending::<()>())),
@@ -285,14 +294,7 @@ async fn a_pipelined_relay_keeps_log_order_when_nats_restarts_with_batches_in_fl
     // Batches of 3, so the relay has several batches in flight while appends go on.
     let mut cfg = relay_config(&prefix);
     cfg.batch = 3;
-    let relay = Relay::new(
-        db.pool.clone(),
-        carelog_bus::connect(&url).await.unwrap(),
-        cfg,
-    )
-    .expect("relay");
-    let status = relay.status();
-    let relay = tokio::spawn(relay.run(std::future::pending::<()>()));
+    let (relay, status) = spawn_relay_with(&db, &url, cfg).await;
 
     // Four writers, 60 events each, appended while NATS goes down and comes back.
     let writers: Vec<_> = (0..4)

@@ -568,8 +568,7 @@ impl AuditSearchReport {
         let count = if counts_missed.is_empty() && missed.is_empty() {
             "and so did the count the API runs with each page".to_owned()
         } else if counts_missed.is_empty() {
-            "while the count the API runs with each page stayed within it for every kind"
-                .to_owned()
+            "while the count the API runs with each page stayed within it for every kind".to_owned()
         } else {
             format!(
                 "and the total the API counts with each page missed it for: {} (a full \
