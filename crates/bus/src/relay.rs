@@ -14,7 +14,7 @@
 //! 3. reads the log after it gap-safely ([`carelog_store::read::all`], ADR 0002) in
 //!    batches, publishes each event (subject, headers and body per [`crate::message`])
 //!    and settles JetStream's acknowledgements in order. In fast mode (below) up to
-//!    [`PIPELINE_DEPTH`] batches are in flight: while the oldest waits for its
+//!    `PIPELINE_DEPTH` (4) batches are in flight: while the oldest waits for its
 //!    acknowledgements, an append wakes the relay to read and send the next;
 //! 4. advances the checkpoint to the last event acknowledged — never past one that was
 //!    not — on its own session (a relay that lost its session cannot move it);
