@@ -28,7 +28,7 @@ use serde_json::json;
 use tokio::task::JoinHandle;
 
 use crate::support::nats::TestNats;
-use crate::support::{self, one, TestDb};
+use crate::support::{self, assert_audit_spans_exact, one, TestDb};
 
 fn meta() -> Metadata {
     Metadata {
@@ -796,11 +796,13 @@ async fn inline_clinical_tables_round_trip() {
         .is_empty());
 }
 
-/// A date range with more matches than the search sorts in memory (50,000) is paged by
-/// an ordered scan between the range's least and greatest positions. The page must be
-/// exactly the matches in log order, including an entry stamped later than the entries
-/// after it (its timestamp was taken before the log lock, as between two writers) and
-/// one stamped earlier than the entries before it.
+/// A date range with more matches than the search sorts in memory (10,000) is paged by
+/// an ordered scan over the positions of the spans that meet the range
+/// (`audit_feed_spans`). The page must be exactly the matches in log order, including
+/// an entry stamped later than the entries after it (its timestamp was taken before the
+/// log lock, as between two writers), one stamped earlier than the entries before it,
+/// and one applied long after the entries around it (a retried dead letter), in a span
+/// whose other entries all lie before the range.
 #[tokio::test]
 async fn a_long_date_range_pages_exactly_in_log_order() {
     use carelog_store::audit::{self, AuditFilter};
@@ -809,21 +811,26 @@ async fn a_long_date_range_pages_exactly_in_log_order() {
     carelog_projector::schemas::ensure_schemas(&db.pool)
         .await
         .unwrap();
-    // 70,000 entries, one second apart in position order, but for two: position 4,990 is
-    // stamped 20 s late (inside a range that starts at 5,000 s) and position 60,005 20 s
-    // early (inside a range that ends at 60,000 s). Every third one is a `read`.
-    sqlx::query(
-        "INSERT INTO audit_feed (position, event_id, stream_id, stream_type, event_type, \
-           recorded_at, action, resource_type, outcome) \
-         SELECT g, gen_random_uuid(), 'access-' || g, 'access', 'AccessRecorded', \
-           timestamptz '2026-01-01 00:00:00+00' + make_interval(secs => \
-             CASE g WHEN 4990 THEN 5010 WHEN 60005 THEN 59990 ELSE g END), \
-           CASE WHEN g % 3 = 0 THEN 'read' ELSE 'update' END, 'patient', 'success' \
-         FROM generate_series(1, 70000) AS g",
-    )
-    .execute(&db.pool)
-    .await
-    .unwrap();
+    // 70,000 entries, one second apart in position order, but for three: position 4,990
+    // is stamped 20 s late (inside a range that starts at 5,000 s) and position 60,005
+    // 20 s early (inside a range that ends at 60,000 s); position 99, a `read`, is
+    // stamped at 30,000 s and applied last, on its own. Every third one is a `read`.
+    for positions in ["g <> 99", "g = 99"] {
+        sqlx::query(&format!(
+            "INSERT INTO audit_feed (position, event_id, stream_id, stream_type, event_type, \
+               recorded_at, action, resource_type, outcome) \
+             SELECT g, gen_random_uuid(), 'access-' || g, 'access', 'AccessRecorded', \
+               timestamptz '2026-01-01 00:00:00+00' + make_interval(secs => \
+                 CASE g WHEN 4990 THEN 5010 WHEN 60005 THEN 59990 WHEN 99 THEN 30000 \
+                        ELSE g END), \
+               CASE WHEN g % 3 = 0 THEN 'read' ELSE 'update' END, 'patient', 'success' \
+             FROM generate_series(1, 70000) AS g WHERE {positions}"
+        ))
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    }
+    assert_audit_spans_exact(&db.pool, "after the late insert").await;
     sqlx::query("ANALYZE audit_feed")
         .execute(&db.pool)
         .await
@@ -867,10 +874,57 @@ async fn a_long_date_range_pages_exactly_in_log_order() {
             to: Some(to),
             ..AuditFilter::default()
         },
-        1,
+        2,
         0,
     )
     .await
     .unwrap();
-    assert_eq!(first[0].position, 4990);
+    let first: Vec<i64> = first.iter().map(|e| e.position).collect();
+    assert_eq!(first, [99, 4990]);
+}
+
+/// A feed filled before `audit_feed_spans` existed (an older carelog) gets its spans
+/// when the read models' schemas are ensured at start-up, and keeps them from then on.
+#[tokio::test]
+async fn spans_are_derived_once_for_a_feed_filled_before_them() {
+    let db = TestDb::new().await;
+    carelog_projector::schemas::ensure_schemas(&db.pool)
+        .await
+        .unwrap();
+    let fill = |positions: &'static str| {
+        format!(
+            "INSERT INTO audit_feed (position, event_id, stream_id, stream_type, event_type, \
+               recorded_at, action, resource_type, outcome) \
+             SELECT g, gen_random_uuid(), 'access-' || g, 'access', 'AccessRecorded', \
+               timestamptz '2026-01-01 00:00:00+00' + make_interval(secs => g), 'read', \
+               'patient', 'success' \
+             FROM generate_series({positions}) AS g"
+        )
+    };
+    sqlx::raw_sql("DROP TRIGGER audit_feed_spans_track ON audit_feed; DROP TABLE audit_feed_spans")
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    sqlx::query(&fill("1, 9000"))
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    carelog_projector::schemas::ensure_schemas(&db.pool)
+        .await
+        .unwrap();
+    assert_audit_spans_exact(&db.pool, "derived at start-up").await;
+    let spans: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_feed_spans")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(spans, 3, "positions 1..=9,000 lie in spans 0, 1 and 2");
+    // Ensured again (another start-up): nothing derived twice; later inserts kept.
+    carelog_projector::schemas::ensure_schemas(&db.pool)
+        .await
+        .unwrap();
+    sqlx::query(&fill("9001, 13000"))
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    assert_audit_spans_exact(&db.pool, "after later inserts").await;
 }

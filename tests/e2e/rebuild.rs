@@ -9,7 +9,7 @@ use std::time::Duration;
 use carelog_projector::AuditFeed;
 
 use crate::support::nats::TestNats;
-use crate::support::{eventually, TestApp};
+use crate::support::{assert_audit_spans_exact, eventually, TestApp};
 
 async fn feed(app: &TestApp) -> Vec<String> {
     sqlx::query_scalar("SELECT row_to_json(a)::text FROM audit_feed a ORDER BY position")
@@ -120,6 +120,7 @@ async fn a_rebuild_reaches_the_incremental_state_while_queries_keep_answering() 
         before,
         "rebuilt state equals the incremental state"
     );
+    assert_audit_spans_exact(&app.db.pool, "after the rebuild").await;
 
     // The live projector carries on into the swapped-in table, without doubles.
     app.user("DOCTOR").await;
@@ -128,6 +129,7 @@ async fn a_rebuild_reaches_the_incremental_state_while_queries_keep_answering() 
     assert!(after.len() > before.len());
     let events = rows(&app, "events").await;
     assert_eq!(after.len() as i64, events, "one row per event, none twice");
+    assert_audit_spans_exact(&app.db.pool, "after the live projector carried on").await;
     projectors.stop().await;
     relay.stop().await;
 }

@@ -4,29 +4,40 @@
 -- Without a date range the positions come in order from an index on the filter's
 -- columns and position (or from the primary key), and the scan stops at the page's end.
 -- With a date range that ordered scan is the planner's choice too, as it assumes the
--- matches spread evenly over the positions; but recorded_at grows with position (to
--- within a commit), so for a range late in the log it would walk most of the table
--- before the first match. So a
--- date range first collects its matches through the time indexes, in time order and at
--- most 50,000 of them (`MATERIALIZED`: evaluated on its own, whatever the outer ORDER
--- BY). If that is all of them, the page is the first of these sorted by position, at a
--- cost bounded by the 50,000. Only a range with more matches takes the ordered scan
--- (fast when the range starts early in the log, as slow as before when a long range
--- starts late). The branch not taken does not run.
+-- matches spread evenly over the positions; but recorded_at grows with position (only
+-- roughly), so for a range late in the log it would walk most of the table before the
+-- first match. So a date range first collects its matches through the time indexes, in
+-- time order and at most 10,000 of them (`MATERIALIZED`: evaluated on its own, whatever
+-- the outer ORDER BY; `LIMIT 0` without a range, so that nothing is planned or started
+-- for it). If that is all of them, the page is the first of these sorted by position,
+-- at a cost bounded by the 10,000. A range with more matches takes the ordered scan,
+-- over the positions of the spans that meet the range only (`spans`, from
+-- `audit_feed_spans` of projections/audit_feed.sql: the earliest and latest recorded_at
+-- of each run of 4,096 positions; every entry of the range lies in a span that meets
+-- it, so the bounds are exact however far recorded_at strays from log order). Matches
+-- that many are dense enough within those bounds for the scan to reach the page soon.
+-- The branch not taken does not run, nor does `spans` unless it is taken.
 , in_range AS MATERIALIZED (
   SELECT m.position
   FROM matched m
-  WHERE $6::timestamptz IS NOT NULL OR $7::timestamptz IS NOT NULL
   ORDER BY m.recorded_at
-  LIMIT 50001
+  LIMIT CASE WHEN $6::timestamptz IS NULL AND $7::timestamptz IS NULL THEN 0 ELSE 10001 END
 ), collected AS (
   SELECT ($6::timestamptz IS NOT NULL OR $7::timestamptz IS NOT NULL)
-         AND count(*) <= 50000 AS all_in
+         AND count(*) <= 10000 AS all_in
   FROM in_range
+), spans AS MATERIALIZED (
+  SELECT min(s.span) * 4096 AS first_position, max(s.span) * 4096 + 4095 AS last_position
+  FROM audit_feed_spans s
+  WHERE ($6::timestamptz IS NULL OR s.last_at >= $6)
+    AND ($7::timestamptz IS NULL OR s.first_at <= $7)
 ), page AS (
   (SELECT m.position
    FROM matched m
    WHERE NOT (SELECT all_in FROM collected)
+     AND (($6::timestamptz IS NULL AND $7::timestamptz IS NULL)
+          OR m.position BETWEEN (SELECT first_position FROM spans)
+                            AND (SELECT last_position FROM spans))
    ORDER BY m.position
    LIMIT $9 OFFSET $10)
   UNION ALL

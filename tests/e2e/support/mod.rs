@@ -73,3 +73,23 @@ where
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }
+
+/// Asserts that `audit_feed_spans` holds, for every run of 4,096 positions of
+/// `audit_feed`, exactly the earliest and latest `recorded_at` of its entries (as
+/// recomputed here from the table), and no other span.
+pub async fn assert_audit_spans_exact(pool: &sqlx::PgPool, when: &str) {
+    let wrong: Vec<String> = sqlx::query_scalar(
+        "SELECT format('span %s: kept %s..%s, entries %s..%s', \
+                coalesce(k.span, e.span), k.first_at, k.last_at, e.first_at, e.last_at) \
+         FROM (SELECT position / 4096 AS span, min(recorded_at) AS first_at, \
+                      max(recorded_at) AS last_at \
+               FROM audit_feed GROUP BY 1) e \
+         FULL JOIN audit_feed_spans k ON k.span = e.span \
+         WHERE k.first_at IS DISTINCT FROM e.first_at OR k.last_at IS DISTINCT FROM e.last_at \
+         ORDER BY 1",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    assert!(wrong.is_empty(), "audit_feed_spans {when}: {wrong:?}");
+}
