@@ -3,7 +3,7 @@
 //! read with [`crate::read::all`] (gap-safe).
 
 use chrono::{DateTime, Utc};
-use sqlx::PgExecutor;
+use sqlx::{PgExecutor, PgPool};
 use uuid::Uuid;
 
 use crate::error::StoreError;
@@ -136,13 +136,18 @@ impl Total {
     }
 }
 
-/// One page of the matching entries (`$9` limit, `$10` offset): `audit_filter.sql` (a
-/// `WITH matched AS (…)` clause of the entries a filter matches, parameters `$1..$8`:
-/// the one place of the filter) then `audit_search.sql`.
+/// One page of the matching entries (`$9` limit, `$10` offset; with a date range, `$11`
+/// and `$12` its bounds from [`SPAN_BOUNDS_SQL`]): `audit_filter.sql` (a `WITH matched
+/// AS (…)` clause of the entries a filter matches, parameters `$1..$8`: the one place of
+/// the filter) then `audit_search.sql`.
 pub const SEARCH_SQL: &str = concat!(
     include_str!("../sql/audit_filter.sql"),
     include_str!("../sql/audit_search.sql")
 );
+
+/// The positions a date range's entries lie between (`$1` from, `$2` to), from the spans
+/// of `audit_feed_spans`: `audit_span_bounds.sql`.
+pub const SPAN_BOUNDS_SQL: &str = include_str!("../sql/audit_span_bounds.sql");
 
 /// How many entries match, counting at most `$9 + 1`: `audit_filter.sql` then
 /// `audit_search_count.sql`.
@@ -155,20 +160,52 @@ pub const COUNT_SQL: &str = concat!(
 ///
 /// The statement is not kept prepared: it is planned with its parameters each time, so
 /// the filters not given fold away and the plan uses the indexes of the ones given (a
-/// generic plan, which PostgreSQL may switch a prepared statement to, could not).
+/// generic plan, which PostgreSQL may switch a prepared statement to, could not). With a
+/// date range the range's bounds ([`SPAN_BOUNDS_SQL`]) are read first, in the same
+/// read-only snapshot, and planned with as values too.
 pub async fn search(
-    db: impl PgExecutor<'_>,
+    db: &PgPool,
     filter: &AuditFilter,
     limit: i64,
     offset: i64,
 ) -> Result<Vec<AuditEntry>, StoreError> {
-    let q = bind_filter(sqlx::query(SEARCH_SQL).persistent(false), filter)
-        .bind(limit)
-        .bind(offset);
-    let rows = q.fetch_all(db).await?;
+    let rows = if filter.from.is_none() && filter.to.is_none() {
+        page(db, filter, limit, offset, (None, None)).await?
+    } else {
+        let mut tx = db
+            .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            .await?;
+        let bounds: (Option<i64>, Option<i64>) = sqlx::query_as(SPAN_BOUNDS_SQL)
+            .bind(filter.from)
+            .bind(filter.to)
+            .fetch_one(&mut *tx)
+            .await?;
+        let rows = page(&mut *tx, filter, limit, offset, bounds).await?;
+        tx.commit().await?;
+        rows
+    };
     rows.iter()
         .map(|r| <AuditEntry as sqlx::FromRow<_>>::from_row(r).map_err(StoreError::from))
         .collect()
+}
+
+/// Runs [`SEARCH_SQL`] with the range's `bounds` (unused without a range).
+async fn page(
+    db: impl PgExecutor<'_>,
+    filter: &AuditFilter,
+    limit: i64,
+    offset: i64,
+    bounds: (Option<i64>, Option<i64>),
+) -> Result<Vec<sqlx::postgres::PgRow>, StoreError> {
+    Ok(
+        bind_filter(sqlx::query(SEARCH_SQL).persistent(false), filter)
+            .bind(limit)
+            .bind(offset)
+            .bind(bounds.0)
+            .bind(bounds.1)
+            .fetch_all(db)
+            .await?,
+    )
 }
 
 /// How many entries match `filter`, exactly up to `cap` ([`COUNT_SQL`]; the API uses
@@ -229,6 +266,6 @@ mod tests {
         // The filter's parameters, then the statement's own.
         assert!(FILTER_SQL.contains("$8") && !FILTER_SQL.contains("$9"));
         assert!(COUNT_SQL.contains("$9") && !COUNT_SQL.contains("$10"));
-        assert!(SEARCH_SQL.contains("$10") && !SEARCH_SQL.contains("$11"));
+        assert!(SEARCH_SQL.contains("$12") && !SEARCH_SQL.contains("$13"));
     }
 }
