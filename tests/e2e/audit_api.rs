@@ -467,6 +467,11 @@ async fn auditors_see_no_phi_org_auditors_only_their_org_and_entries_cannot_chan
     assert!(!seen_by_a.is_empty());
     for e in &seen_by_a {
         assert_ne!(e["actor"]["org_id"], json!(b.id.to_string()), "{e}");
+        if e["resource_type"] == "audit_trail" {
+            // A's own auditors' queries of the trail: the id asked about is the asker's.
+            assert_eq!(e["actor"]["org_id"], json!(a.id.to_string()), "{e}");
+            continue;
+        }
         let rid = e["resource_id"].as_str().unwrap_or("");
         assert!(!b_things.contains(rid), "an entry of B: {e}");
     }
@@ -598,7 +603,9 @@ async fn totals_are_exact_up_to_the_cap_and_say_so_and_ranged_pages_keep_log_ord
         }
     );
     // The cap bounds the count only: the pages still reach every entry.
-    let all = audit::search(&app.db.pool, &filter, 100, 0).await.unwrap();
+    let all = audit::search(&mut app.db.pool.acquire().await.unwrap(), &filter, 100, 0)
+        .await
+        .unwrap();
     assert_eq!(all.len() as i64, n);
     let platform = audit::count(&app.db.pool, &AuditFilter::default(), 2)
         .await
@@ -664,4 +671,121 @@ async fn totals_are_exact_up_to_the_cap_and_say_so_and_ranged_pages_keep_log_ord
             "{query}"
         );
     }
+}
+
+/// Reading the audit trail is itself audited: an auditor's query (with what it was
+/// about), an export, a verification, and every refused attempt (a doctor is no
+/// auditor). A page of the log's feed is not recorded when allowed, so that paging the
+/// feed to its end ends; refused, it is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn reads_and_refusals_of_the_audit_trail_are_audited_themselves() {
+    let app = TestApp::spawn_full().await;
+    let a = app.clinic("Clinic A").await;
+    let pa = app
+        .new_patient(a.id, a.staff.token(), "Quillfeather", None)
+        .await;
+    let pa_id: Uuid = pa["id"].as_str().unwrap().parse().unwrap();
+    let app_auditor = app.platform_user(Role::AppAuditor).await;
+    let about = format!("/api/clinical/audit/resource/patient/{pa_id}");
+    let ok = |path: String, token: String| {
+        let app = &app;
+        async move {
+            let r = app.get(&path, Some(&token)).await;
+            assert_eq!(r.status, 200, "{path}: {:?}", r.body);
+        }
+    };
+    ok(about.clone(), a.auditor.token().to_owned()).await;
+    ok(
+        "/api/audit/events?limit=5".into(),
+        a.auditor.token().to_owned(),
+    )
+    .await;
+    ok("/api/audit/verify".into(), app_auditor.token.clone()).await;
+    let export = app
+        .http
+        .get(app.url("/api/audit/export"))
+        .bearer_auth(&app_auditor.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(export.status(), 200);
+    export.text().await.unwrap();
+    for path in [
+        "/api/audit/events",
+        "/api/clinical/audit/search",
+        about.as_str(),
+    ] {
+        let r = app.get(path, Some(a.doctor.token())).await;
+        assert_eq!(r.status, 403, "{path}: {:?}", r.body);
+    }
+    caught_up(&app).await;
+
+    let trail = all_pages(
+        &app,
+        "/api/clinical/audit/search?resource_type=audit_trail",
+        &app_auditor.token,
+    )
+    .await;
+    let of = |user: String, outcome: &str| -> Vec<&Value> {
+        trail
+            .iter()
+            .filter(|e| e["actor"]["user_id"] == json!(user) && e["outcome"] == outcome)
+            .collect()
+    };
+    // The org auditor's query, with every field: who (roles, org), what it was about,
+    // from where, through which endpoint.
+    let by_auditor = of(a.auditor.id().to_string(), "success");
+    assert_eq!(by_auditor.len(), 1, "one recorded read: {by_auditor:?}");
+    let e = by_auditor[0];
+    assert_eq!(e["event_type"], "AccessRecorded");
+    assert_eq!(e["action"], "read");
+    assert_eq!(e["resource_id"], json!(pa_id.to_string()));
+    assert_eq!(e["actor"]["org_id"], json!(a.id.to_string()));
+    assert!(e["actor"]["roles"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("ORG:AUDITOR")));
+    assert_eq!(
+        e["endpoint"],
+        "GET /api/clinical/audit/resource/{resource_type}/{resource_id}"
+    );
+    assert_eq!(e["service"], "carelog-api");
+    assert!(e["request_id"].as_str().is_some_and(|r| !r.is_empty()));
+    assert!(e["ip"].as_str().is_some_and(|r| !r.is_empty()));
+    assert_eq!(e["emergency"], false);
+    // The platform auditor's verification and export, about the trail as a whole.
+    let mut by_platform: Vec<(String, String, String)> =
+        of(app_auditor.user_id.to_string(), "success")
+            .iter()
+            .map(|e| {
+                (
+                    e["action"].as_str().unwrap().to_owned(),
+                    e["endpoint"].as_str().unwrap().to_owned(),
+                    e["resource_id"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect();
+    by_platform.sort();
+    let nil = Uuid::nil().to_string();
+    assert_eq!(
+        by_platform,
+        [
+            ("export".into(), "GET /api/audit/export".into(), nil.clone()),
+            ("read".into(), "GET /api/audit/verify".into(), nil.clone()),
+        ]
+    );
+    // The doctor's three refusals.
+    let mut refused: Vec<String> = of(a.doctor.id().to_string(), "denied")
+        .iter()
+        .map(|e| e["endpoint"].as_str().unwrap().to_owned())
+        .collect();
+    refused.sort();
+    assert_eq!(
+        refused,
+        [
+            "GET /api/audit/events",
+            "GET /api/clinical/audit/resource/{resource_type}/{resource_id}",
+            "GET /api/clinical/audit/search",
+        ]
+    );
 }

@@ -845,12 +845,13 @@ async fn a_long_date_range_pages_exactly_in_log_order() {
             ..AuditFilter::default()
         };
         for offset in [0, 950, 54_950] {
-            let got: Vec<i64> = audit::search(&db.pool, &filter, 50, offset)
-                .await
-                .unwrap()
-                .iter()
-                .map(|e| e.position)
-                .collect();
+            let got: Vec<i64> =
+                audit::search(&mut db.pool.acquire().await.unwrap(), &filter, 50, offset)
+                    .await
+                    .unwrap()
+                    .iter()
+                    .map(|e| e.position)
+                    .collect();
             let want: Vec<i64> = sqlx::query_scalar(
                 "SELECT position FROM audit_feed \
                  WHERE recorded_at BETWEEN $1 AND $2 AND ($3::text IS NULL OR action = $3) \
@@ -868,7 +869,7 @@ async fn a_long_date_range_pages_exactly_in_log_order() {
     }
     // The two misplaced entries are where the log puts them.
     let first = audit::search(
-        &db.pool,
+        &mut db.pool.acquire().await.unwrap(),
         &AuditFilter {
             from: Some(from),
             to: Some(to),

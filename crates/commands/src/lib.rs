@@ -9,6 +9,7 @@
 
 mod access_log;
 pub mod audit_checkpoint;
+pub mod audit_trail;
 pub mod clinical;
 pub mod context;
 pub mod identity;

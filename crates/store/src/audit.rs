@@ -3,7 +3,7 @@
 //! read with [`crate::read::all`] (gap-safe).
 
 use chrono::{DateTime, Utc};
-use sqlx::{PgExecutor, PgPool};
+use sqlx::{PgConnection, PgExecutor, PgPool};
 use uuid::Uuid;
 
 use crate::error::StoreError;
@@ -156,56 +156,59 @@ pub const COUNT_SQL: &str = concat!(
     include_str!("../sql/audit_search_count.sql")
 );
 
+/// The total (counted up to `cap`, as [`count`]) and one page of the entries matching
+/// `filter`, as the API answers a list: both in one read-only repeatable-read snapshot,
+/// so the page agrees with the total even while the projection writes (an auditor's own
+/// query is an access event, which may be projected between two statements).
+pub async fn page(
+    db: &PgPool,
+    filter: &AuditFilter,
+    cap: i64,
+    limit: i64,
+    offset: i64,
+) -> Result<(Total, Vec<AuditEntry>), StoreError> {
+    let mut tx = db
+        .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        .await?;
+    let total = count(&mut *tx, filter, cap).await?;
+    let entries = search(&mut tx, filter, limit, offset).await?;
+    tx.commit().await?;
+    Ok((total, entries))
+}
+
 /// One page of the entries matching `filter`, in log order ([`SEARCH_SQL`]).
 ///
 /// The statement is not kept prepared: it is planned with its parameters each time, so
 /// the filters not given fold away and the plan uses the indexes of the ones given (a
 /// generic plan, which PostgreSQL may switch a prepared statement to, could not). With a
-/// date range the range's bounds ([`SPAN_BOUNDS_SQL`]) are read first, in the same
-/// read-only snapshot, and planned with as values too.
+/// date range the range's bounds ([`SPAN_BOUNDS_SQL`]) are read by a first statement and
+/// planned with as values too: call it in a repeatable-read transaction (as [`page`]
+/// does) for both statements to see one snapshot.
 pub async fn search(
-    db: &PgPool,
+    conn: &mut PgConnection,
     filter: &AuditFilter,
     limit: i64,
     offset: i64,
 ) -> Result<Vec<AuditEntry>, StoreError> {
-    let rows = if filter.from.is_none() && filter.to.is_none() {
-        page(db, filter, limit, offset, (None, None)).await?
+    let bounds: (Option<i64>, Option<i64>) = if filter.from.is_none() && filter.to.is_none() {
+        (None, None)
     } else {
-        let mut tx = db
-            .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            .await?;
-        let bounds: (Option<i64>, Option<i64>) = sqlx::query_as(SPAN_BOUNDS_SQL)
+        sqlx::query_as(SPAN_BOUNDS_SQL)
             .bind(filter.from)
             .bind(filter.to)
-            .fetch_one(&mut *tx)
-            .await?;
-        let rows = page(&mut *tx, filter, limit, offset, bounds).await?;
-        tx.commit().await?;
-        rows
+            .fetch_one(&mut *conn)
+            .await?
     };
+    let rows = bind_filter(sqlx::query(SEARCH_SQL).persistent(false), filter)
+        .bind(limit)
+        .bind(offset)
+        .bind(bounds.0)
+        .bind(bounds.1)
+        .fetch_all(&mut *conn)
+        .await?;
     rows.iter()
         .map(|r| <AuditEntry as sqlx::FromRow<_>>::from_row(r).map_err(StoreError::from))
         .collect()
-}
-
-/// Runs [`SEARCH_SQL`] with the range's `bounds` (unused without a range).
-async fn page(
-    db: impl PgExecutor<'_>,
-    filter: &AuditFilter,
-    limit: i64,
-    offset: i64,
-    bounds: (Option<i64>, Option<i64>),
-) -> Result<Vec<sqlx::postgres::PgRow>, StoreError> {
-    Ok(
-        bind_filter(sqlx::query(SEARCH_SQL).persistent(false), filter)
-            .bind(limit)
-            .bind(offset)
-            .bind(bounds.0)
-            .bind(bounds.1)
-            .fetch_all(db)
-            .await?,
-    )
 }
 
 /// How many entries match `filter`, exactly up to `cap` ([`COUNT_SQL`]; the API uses

@@ -25,15 +25,19 @@ async fn page_of(
     state: &AppState,
     auth: &Authenticated,
     mut filter: AuditFilter,
+    about: Uuid,
     page: Page,
 ) -> Result<ApiResponse<Vec<AuditEntryDto>>, ApiError> {
-    filter.orgs = super::scope(state, auth).await?;
-    let total = audit::count(&state.pool, &filter, audit::TOTAL_CAP).await?;
-    let items = audit::search(&state.pool, &filter, i64::from(page.limit), page.offset())
-        .await?
-        .into_iter()
-        .map(AuditEntryDto::from)
-        .collect();
+    filter.orgs = super::scope(state, auth, super::TrailRead::about(about)).await?;
+    let (total, entries) = audit::page(
+        &state.pool,
+        &filter,
+        audit::TOTAL_CAP,
+        i64::from(page.limit),
+        page.offset(),
+    )
+    .await?;
+    let items = entries.into_iter().map(AuditEntryDto::from).collect();
     let meta = Meta::counted(page, total.value.max(0) as u64, total.exact);
     Ok(ApiResponse::list(items, meta).no_store())
 }
@@ -56,7 +60,7 @@ pub(super) async fn by_resource(
         resource_id: Some(resource_id.to_string()),
         ..AuditFilter::default()
     };
-    page_of(&state, &auth, filter, page).await
+    page_of(&state, &auth, filter, resource_id, page).await
 }
 
 /// What one user did.
@@ -74,7 +78,7 @@ pub(super) async fn by_user(
         actor_id: Some(user_id),
         ..AuditFilter::default()
     };
-    page_of(&state, &auth, filter, page).await
+    page_of(&state, &auth, filter, user_id, page).await
 }
 
 /// The entries about one clinical record (its creation, amendments, voiding, reads).
@@ -93,7 +97,7 @@ pub(super) async fn by_record(
         resource_id: Some(id.to_string()),
         ..AuditFilter::default()
     };
-    page_of(&state, &auth, filter, page).await
+    page_of(&state, &auth, filter, id, page).await
 }
 
 /// The filters of a search; every one exact, all optional.
@@ -224,7 +228,7 @@ pub(super) async fn search(
     page: Page,
     Search(filter): Search,
 ) -> Result<ApiResponse<Vec<AuditEntryDto>>, ApiError> {
-    page_of(&state, &auth, filter, page).await
+    page_of(&state, &auth, filter, Uuid::nil(), page).await
 }
 
 #[cfg(test)]

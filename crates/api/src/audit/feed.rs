@@ -135,7 +135,7 @@ pub(super) async fn events(
                 ApiError::validation_fields("limit must be between 1 and 1000", ["limit"])
             })?,
     };
-    let orgs = super::scope(&state, &auth).await?;
+    let orgs = super::scope(&state, &auth, super::TrailRead::feed_page()).await?;
     let page = carelog_store::read::all(&state.pool, Position(after), limit).await?;
     let next_after = page.last().map_or(after, |e| e.position.0);
     let mut events = Vec::with_capacity(page.len());
@@ -154,7 +154,7 @@ pub(super) async fn export(
     State(state): State<AppState>,
     auth: Authenticated,
 ) -> Result<Response, ApiError> {
-    let orgs = super::scope(&state, &auth).await?;
+    let orgs = super::scope(&state, &auth, super::TrailRead::export()).await?;
     struct Cursor {
         state: AppState,
         orgs: Option<Vec<Uuid>>,

@@ -9,7 +9,8 @@
 //!
 //! Who may read: SUPER:ADMIN, APP:ADMIN and APP:AUDITOR everything; ORG:ADMIN and
 //! ORG:AUDITOR the entries within their organisations (and about their organisations'
-//! patients and records); everyone else 403 ([`scope`]). Entries can be neither changed
+//! patients and records); everyone else 403 ([`scope`]). Every read of the trail, and
+//! every refused attempt, is itself an access event (`resource_type` `audit_trail`). Entries can be neither changed
 //! nor deleted: the audit routes have no PUT, PATCH or DELETE, so those answer 405
 //! `METHOD_NOT_ALLOWED` (in the envelope, with `Allow`).
 
@@ -18,7 +19,9 @@ pub mod entries;
 pub mod feed;
 pub mod verify;
 
-use carelog_domain::Role;
+use carelog_commands::audit_trail::{self, TrailAccess};
+use carelog_domain::audit::{Action, Outcome};
+use carelog_domain::{OrgId, Role};
 use carelog_store::audit::AuditEntry;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -43,25 +46,120 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(feed::export))
 }
 
-/// What a caller may read: `None` every entry; `Some(orgs)` the entries of these
-/// organisations (ORG:ADMIN, ORG:AUDITOR). Any other caller is refused (403).
-pub async fn scope(state: &AppState, auth: &Authenticated) -> Result<Option<Vec<Uuid>>, ApiError> {
-    if [Role::SuperAdmin, Role::AppAdmin, Role::AppAuditor]
+/// What a caller may read of the audit trail: `None` every entry; `Some(orgs)` the
+/// entries of these organisations (ORG:ADMIN, ORG:AUDITOR). Any other caller is refused
+/// (403). Decided on current state (the caller's roles and memberships), and recorded
+/// before the answer ([`carelog_commands::audit_trail`], see [`TrailRead`]). A refusal
+/// stands whether or not its record is appended; an allowed read whose record cannot be
+/// appended answers 503, as a read of PHI does.
+pub async fn scope(
+    state: &AppState,
+    auth: &Authenticated,
+    read: TrailRead,
+) -> Result<Option<Vec<Uuid>>, ApiError> {
+    if platform_auditor(auth) {
+        return recorded(state, auth, read, Some(None), Vec::new()).await;
+    }
+    let under: Vec<(OrgId, Role)> =
+        carelog_store::clinical::memberships_of(&state.pool, auth.actor.user_id)
+            .await?
+            .into_iter()
+            .filter(|m| matches!(m.role, Role::OrgAdmin | Role::OrgAuditor))
+            .map(|m| (m.org_id, m.role))
+            .collect();
+    let orgs: Vec<Uuid> = under.iter().map(|(org, _)| org.0).collect();
+    let scope = (!orgs.is_empty()).then_some(Some(orgs));
+    recorded(state, auth, read, scope, under).await
+}
+
+/// As [`scope`], for what only a platform-wide auditor may read (verification, the
+/// list of signed checkpoints).
+pub async fn platform_only(
+    state: &AppState,
+    auth: &Authenticated,
+    read: TrailRead,
+) -> Result<(), ApiError> {
+    let scope = platform_auditor(auth).then_some(None);
+    recorded(state, auth, read, scope, Vec::new())
+        .await
+        .map(|_| ())
+}
+
+/// SUPER:ADMIN, APP:ADMIN and APP:AUDITOR read the whole trail.
+fn platform_auditor(auth: &Authenticated) -> bool {
+    [Role::SuperAdmin, Role::AppAdmin, Role::AppAuditor]
         .into_iter()
         .any(|r| auth.actor.has(r))
-    {
-        return Ok(None);
+}
+
+/// A read of the audit trail, as it is recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TrailRead {
+    action: Action,
+    about: Uuid,
+    success_recorded: bool,
+}
+
+impl TrailRead {
+    /// A query about `about` (a resource, a user, a record).
+    pub fn about(about: Uuid) -> Self {
+        Self {
+            action: Action::Read,
+            about,
+            success_recorded: true,
+        }
     }
-    let orgs: Vec<Uuid> = carelog_store::clinical::memberships_of(&state.pool, auth.actor.user_id)
-        .await?
-        .into_iter()
-        .filter(|m| matches!(m.role, Role::OrgAdmin | Role::OrgAuditor))
-        .map(|m| m.org_id.0)
-        .collect();
-    if orgs.is_empty() {
-        Err(ApiError::Forbidden)
-    } else {
-        Ok(Some(orgs))
+
+    /// A read of the trail as a whole (a search, a verification, the checkpoints).
+    pub fn whole() -> Self {
+        Self::about(Uuid::nil())
+    }
+
+    /// The export of the whole log.
+    pub fn export() -> Self {
+        Self {
+            action: Action::Export,
+            ..Self::whole()
+        }
+    }
+
+    /// A page of the log's feed: only a refusal is recorded. Were each page recorded, a
+    /// client paging the feed to its end would never reach it, each page adding an
+    /// event after the last (the export of the same log is recorded).
+    pub fn feed_page() -> Self {
+        Self {
+            success_recorded: false,
+            ..Self::whole()
+        }
+    }
+}
+
+/// Records the decision `scope` (`None`: refused) on `read`, then answers it.
+async fn recorded(
+    state: &AppState,
+    auth: &Authenticated,
+    read: TrailRead,
+    scope: Option<Option<Vec<Uuid>>>,
+    under: Vec<(OrgId, Role)>,
+) -> Result<Option<Vec<Uuid>>, ApiError> {
+    let outcome = match scope {
+        Some(_) if !read.success_recorded => return scope.ok_or(ApiError::Forbidden),
+        Some(_) => Outcome::Success,
+        None => Outcome::Denied,
+    };
+    let access = TrailAccess {
+        action: read.action,
+        about: read.about,
+        outcome,
+        under,
+    };
+    let appended = audit_trail::record(&state.store, &auth.ctx, &auth.actor, access).await;
+    match (scope, appended) {
+        (None, _) => Err(ApiError::Forbidden),
+        (Some(_), Err(_)) => Err(ApiError::Unavailable {
+            details: serde_json::json!({ "checks": { "audit": "down" } }),
+        }),
+        (Some(scope), Ok(())) => Ok(scope),
     }
 }
 

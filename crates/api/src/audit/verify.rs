@@ -35,17 +35,6 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(checkpoint_key))
 }
 
-fn require_auditor(auth: &Authenticated) -> Result<(), ApiError> {
-    if [Role::SuperAdmin, Role::AppAdmin, Role::AppAuditor]
-        .into_iter()
-        .any(|r| auth.actor.has(r))
-    {
-        Ok(())
-    } else {
-        Err(ApiError::Forbidden)
-    }
-}
-
 fn require_admin(auth: &Authenticated) -> Result<(), ApiError> {
     if auth.actor.has(Role::SuperAdmin) || auth.actor.has(Role::AppAdmin) {
         Ok(())
@@ -184,7 +173,6 @@ async fn verify(
     auth: Authenticated,
     Query(q): Query<VerifyQuery>,
 ) -> Result<ApiResponse<VerifyDto>, ApiError> {
-    require_auditor(&auth)?;
     let stream = q
         .stream_id
         .map(|s| s.parse::<StreamId>())
@@ -195,6 +183,7 @@ async fn verify(
                 ["stream_id"],
             )
         })?;
+    super::platform_only(&state, &auth, super::TrailRead::whole()).await?;
     let key = signing_key(&state).await?;
     let report =
         carelog_store::verify_log(&state.pool, stream.as_ref(), Some(key.verifier())).await?;
@@ -208,7 +197,7 @@ async fn list_checkpoints(
     State(state): State<AppState>,
     auth: Authenticated,
 ) -> Result<ApiResponse<Vec<CheckpointDto>>, ApiError> {
-    require_auditor(&auth)?;
+    super::platform_only(&state, &auth, super::TrailRead::whole()).await?;
     let all = checkpoint::list(&state.pool).await?;
     Ok(ApiResponse::ok(
         all.into_iter().map(CheckpointDto::from).collect(),

@@ -131,17 +131,23 @@ pub enum ResourceType {
     Dsr,
     /// A login session (a token presented on a session that has ended).
     Session,
+    /// The audit trail itself (its entries, the log's feed and export, its
+    /// verification): an auditor's read of metadata, or a refused attempt at one. The
+    /// id is what was asked about (a resource, user or record), or the nil UUID for
+    /// the trail as a whole.
+    AuditTrail,
 }
 
 impl ResourceType {
     /// Every resource type.
-    pub const ALL: [ResourceType; 6] = [
+    pub const ALL: [ResourceType; 7] = [
         ResourceType::Patient,
         ResourceType::ClinicalRecord,
         ResourceType::Organization,
         ResourceType::Consent,
         ResourceType::Dsr,
         ResourceType::Session,
+        ResourceType::AuditTrail,
     ];
 
     /// The snake_case name, as stored and in the audit API.
@@ -153,6 +159,7 @@ impl ResourceType {
             ResourceType::Consent => "consent",
             ResourceType::Dsr => "dsr",
             ResourceType::Session => "session",
+            ResourceType::AuditTrail => "audit_trail",
         }
     }
 }
