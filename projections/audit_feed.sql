@@ -87,22 +87,28 @@ CREATE TABLE IF NOT EXISTS audit_feed_spans (
 );
 REVOKE ALL ON audit_feed_spans FROM PUBLIC;
 
--- The spans table of the same schema as the table written (the live one, or a rebuild's
--- twin in `carelog_rebuild`).
+-- The spans of the table written (the live one, or a rebuild's twin in
+-- `carelog_rebuild`) are found on the search path, as every statement of carelog finds
+-- its tables: the rebuild puts the twins' schema first. A static statement is planned
+-- once per session; the same upsert as dynamic SQL on TG_TABLE_SCHEMA cost six times as
+-- much per insert (0.10 against 0.016 ms on a 64-row insert of 0.44 ms). A write under
+-- a search path that would reach the spans of another schema is refused.
 CREATE OR REPLACE FUNCTION audit_feed_spans_track() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
-    EXECUTE format(
-        'INSERT INTO %I.audit_feed_spans AS s (span, first_at, last_at)
-         SELECT n.position / 4096, min(n.recorded_at), max(n.recorded_at)
-         FROM inserted n
-         GROUP BY 1
-         ORDER BY 1
-         ON CONFLICT (span) DO UPDATE
-         SET first_at = least(s.first_at, excluded.first_at),
-             last_at = greatest(s.last_at, excluded.last_at)
-         WHERE excluded.first_at < s.first_at OR excluded.last_at > s.last_at',
-        TG_TABLE_SCHEMA);
+    IF TG_TABLE_SCHEMA IS DISTINCT FROM current_schema() THEN
+        RAISE EXCEPTION 'audit_feed_spans_track: %.audit_feed written under search_path %',
+            TG_TABLE_SCHEMA, current_setting('search_path');
+    END IF;
+    INSERT INTO audit_feed_spans AS s (span, first_at, last_at)
+    SELECT n.position / 4096, min(n.recorded_at), max(n.recorded_at)
+    FROM inserted n
+    GROUP BY 1
+    ORDER BY 1
+    ON CONFLICT (span) DO UPDATE
+    SET first_at = least(s.first_at, excluded.first_at),
+        last_at = greatest(s.last_at, excluded.last_at)
+    WHERE excluded.first_at < s.first_at OR excluded.last_at > s.last_at;
     RETURN NULL;
 END
 $$;

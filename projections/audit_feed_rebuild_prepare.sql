@@ -1,8 +1,8 @@
 -- Rebuild of `audit_feed`, step 1: an empty twin in the schema `carelog_rebuild`, with
--- its own empty spans and the live table's triggers (the spans' trigger writes to the
--- spans of the schema it fires in). While it fills (the rebuild sets `search_path =
--- carelog_rebuild, public`, so the ordinary apply statement writes to the twin),
--- queries keep reading `public.audit_feed` and `public.audit_feed_spans`.
+-- its own empty spans and the live table's triggers. While it fills (the rebuild sets
+-- `search_path = carelog_rebuild, public`, so the ordinary apply statement writes to the
+-- twin, and the spans' trigger to the twin's spans), queries keep reading
+-- `public.audit_feed` and `public.audit_feed_spans`.
 CREATE SCHEMA IF NOT EXISTS carelog_rebuild;
 DROP TABLE IF EXISTS carelog_rebuild.audit_feed;
 DROP TABLE IF EXISTS carelog_rebuild.audit_feed_spans;
