@@ -243,7 +243,7 @@ pub trait Projection: Send + Sync {
         })
     }
 
-    /// How to rebuild it ([`rebuild`]): fixed SQL that creates empty twins of its tables
+    /// How to rebuild it ([`rebuild()`]): fixed SQL that creates empty twins of its tables
     /// in the schema `carelog_rebuild`, and that swaps them in. `None`: not rebuildable.
     fn rebuild_sql(&self) -> Option<RebuildSql> {
         None

@@ -3,9 +3,9 @@
 //! 1. Empty twins of the projection's tables are created in the schema
 //!    `carelog_rebuild`.
 //! 2. The whole log is replayed into them (gap-safe reads, payloads opened with the
-//!    subject keys, batches of [`BATCH`] in one transaction each). Meanwhile queries keep
-//!    reading the live tables. Three stages run at once, each at most [`PREFETCH`]
-//!    batches ahead of the next: a reader task reads the log
+//!    subject keys, batches of `BATCH` events in one transaction each). Meanwhile
+//!    queries keep reading the live tables. Three stages run at once, each at most
+//!    `PREFETCH` batches ahead of the next: a reader task reads the log
 //!    ([`carelog_store::read::all_bulk`]); an opener task drops the events the live
 //!    projection set aside, looks up the keys of a batch's subjects in one query and
 //!    opens the payloads (AES-256-GCM + JSON) on every core
@@ -132,7 +132,7 @@ const ATTEMPTS: u32 = 3;
 /// are swapped in. The fill reads the dead-letter queue batch by batch; if, by the time
 /// of the swap (under the projection's lock, so nothing changes any more), an event
 /// filled in was set aside meanwhile, or one skipped was retried and applied, the twins
-/// are dropped unswapped and the rebuild starts over, at most [`ATTEMPTS`] times.
+/// are dropped unswapped and the rebuild starts over, at most `ATTEMPTS` times.
 pub async fn rebuild(
     pool: &PgPool,
     store: &EventStore,
