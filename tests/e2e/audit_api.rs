@@ -774,8 +774,24 @@ async fn reads_and_refusals_of_the_audit_trail_are_audited_themselves() {
             ("read".into(), "GET /api/audit/verify".into(), nil.clone()),
         ]
     );
-    // The doctor's three refusals.
-    let mut refused: Vec<String> = of(a.doctor.id().to_string(), "denied")
+    // The doctor's three refusals, under the doctor's organisation and role there, so
+    // that A's own auditor sees them too.
+    let denied = of(a.doctor.id().to_string(), "denied");
+    for e in &denied {
+        assert_eq!(e["actor"]["org_id"], json!(a.id.to_string()), "{e}");
+        assert!(e["actor"]["roles"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("ORG:DOCTOR")));
+    }
+    let seen_by_a = all_pages(
+        &app,
+        "/api/clinical/audit/search?resource_type=audit_trail&outcome=denied",
+        a.auditor.token(),
+    )
+    .await;
+    assert_eq!(ids_of(&seen_by_a).len(), 3, "{seen_by_a:?}");
+    let mut refused: Vec<String> = denied
         .iter()
         .map(|e| e["endpoint"].as_str().unwrap().to_owned())
         .collect();

@@ -22,9 +22,10 @@ pub struct TrailAccess {
     pub about: Uuid,
     /// Allowed (success) or refused (denied).
     pub outcome: Outcome,
-    /// The organisation roles it was allowed under (an organisation's admin or auditor);
-    /// empty for a platform role or a refusal. The entry's `org_id` is the organisation
-    /// when there is one only, so that organisation's auditors see it.
+    /// The organisation roles of the caller it names: those it was allowed under (an
+    /// organisation's admin or auditor), or for a refusal all of the caller's; empty for
+    /// a platform role. The entry's `org_id` is the organisation when there is one only,
+    /// so that organisation's auditors see it.
     pub under: Vec<(OrgId, Role)>,
 }
 

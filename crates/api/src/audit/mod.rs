@@ -60,16 +60,17 @@ pub async fn scope(
     if platform_auditor(auth) {
         return recorded(state, auth, read, Some(None), Vec::new()).await;
     }
-    let under: Vec<(OrgId, Role)> =
-        carelog_store::clinical::memberships_of(&state.pool, auth.actor.user_id)
-            .await?
-            .into_iter()
-            .filter(|m| matches!(m.role, Role::OrgAdmin | Role::OrgAuditor))
-            .map(|m| (m.org_id, m.role))
-            .collect();
-    let orgs: Vec<Uuid> = under.iter().map(|(org, _)| org.0).collect();
-    let scope = (!orgs.is_empty()).then_some(Some(orgs));
-    recorded(state, auth, read, scope, under).await
+    let memberships = memberships(state, auth).await?;
+    let auditing: Vec<(OrgId, Role)> = memberships
+        .iter()
+        .copied()
+        .filter(|(_, role)| matches!(role, Role::OrgAdmin | Role::OrgAuditor))
+        .collect();
+    if auditing.is_empty() {
+        return recorded(state, auth, read, None, memberships).await;
+    }
+    let orgs = auditing.iter().map(|(org, _)| org.0).collect();
+    recorded(state, auth, read, Some(Some(orgs)), auditing).await
 }
 
 /// As [`scope`], for what only a platform-wide auditor may read (verification, the
@@ -79,10 +80,31 @@ pub async fn platform_only(
     auth: &Authenticated,
     read: TrailRead,
 ) -> Result<(), ApiError> {
-    let scope = platform_auditor(auth).then_some(None);
-    recorded(state, auth, read, scope, Vec::new())
+    if platform_auditor(auth) {
+        return recorded(state, auth, read, Some(None), Vec::new())
+            .await
+            .map(|_| ());
+    }
+    let memberships = memberships(state, auth).await?;
+    recorded(state, auth, read, None, memberships)
         .await
         .map(|_| ())
+}
+
+/// The caller's organisations and their role in each (current state), which a record of
+/// their access names: a refusal under all of them, so that their organisation's
+/// auditors see their attempt.
+async fn memberships(
+    state: &AppState,
+    auth: &Authenticated,
+) -> Result<Vec<(OrgId, Role)>, ApiError> {
+    Ok(
+        carelog_store::clinical::memberships_of(&state.pool, auth.actor.user_id)
+            .await?
+            .into_iter()
+            .map(|m| (m.org_id, m.role))
+            .collect(),
+    )
 }
 
 /// SUPER:ADMIN, APP:ADMIN and APP:AUDITOR read the whole trail.
