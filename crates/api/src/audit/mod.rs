@@ -10,9 +10,10 @@
 //! Who may read: SUPER:ADMIN, APP:ADMIN and APP:AUDITOR everything; ORG:ADMIN and
 //! ORG:AUDITOR the entries within their organisations (and about their organisations'
 //! patients and records); everyone else 403 ([`scope`]). Every read of the trail, and
-//! every refused attempt, is itself an access event (`resource_type` `audit_trail`). Entries can be neither changed
-//! nor deleted: the audit routes have no PUT, PATCH or DELETE, so those answer 405
-//! `METHOD_NOT_ALLOWED` (in the envelope, with `Allow`).
+//! every refused attempt, is itself an access event (`resource_type` `audit_trail`;
+//! ADR 0013). Entries can be neither changed nor deleted: the audit routes have no PUT,
+//! PATCH or DELETE, so those answer 405 `METHOD_NOT_ALLOWED` (in the envelope, with
+//! `Allow`).
 
 pub mod declare;
 pub mod entries;
@@ -57,20 +58,7 @@ pub async fn scope(
     auth: &Authenticated,
     read: TrailRead,
 ) -> Result<Option<Vec<Uuid>>, ApiError> {
-    if platform_auditor(auth) {
-        return recorded(state, auth, read, Some(None), Vec::new()).await;
-    }
-    let memberships = memberships(state, auth).await?;
-    let auditing: Vec<(OrgId, Role)> = memberships
-        .iter()
-        .copied()
-        .filter(|(_, role)| matches!(role, Role::OrgAdmin | Role::OrgAuditor))
-        .collect();
-    if auditing.is_empty() {
-        return recorded(state, auth, read, None, memberships).await;
-    }
-    let orgs = auditing.iter().map(|(org, _)| org.0).collect();
-    recorded(state, auth, read, Some(Some(orgs)), auditing).await
+    decide(state, auth, read, true).await
 }
 
 /// As [`scope`], for what only a platform-wide auditor may read (verification, the
@@ -80,15 +68,30 @@ pub async fn platform_only(
     auth: &Authenticated,
     read: TrailRead,
 ) -> Result<(), ApiError> {
+    decide(state, auth, read, false).await.map(|_| ())
+}
+
+/// [`scope`], or with `org_scoped` false [`platform_only`]: decided, recorded, answered.
+async fn decide(
+    state: &AppState,
+    auth: &Authenticated,
+    read: TrailRead,
+    org_scoped: bool,
+) -> Result<Option<Vec<Uuid>>, ApiError> {
     if platform_auditor(auth) {
-        return recorded(state, auth, read, Some(None), Vec::new())
-            .await
-            .map(|_| ());
+        return recorded(state, auth, read, Some(None), Vec::new()).await;
     }
     let memberships = memberships(state, auth).await?;
-    recorded(state, auth, read, None, memberships)
-        .await
-        .map(|_| ())
+    let auditing: Vec<(OrgId, Role)> = memberships
+        .iter()
+        .copied()
+        .filter(|(_, role)| org_scoped && matches!(role, Role::OrgAdmin | Role::OrgAuditor))
+        .collect();
+    if auditing.is_empty() {
+        return recorded(state, auth, read, None, memberships).await;
+    }
+    let orgs = auditing.iter().map(|(org, _)| org.0).collect();
+    recorded(state, auth, read, Some(Some(orgs)), auditing).await
 }
 
 /// The caller's organisations and their role in each (current state), which a record of
@@ -156,7 +159,8 @@ impl TrailRead {
     }
 }
 
-/// Records the decision `scope` (`None`: refused) on `read`, then answers it.
+/// Records the decision `scope` (`None`: refused) on `read`, then answers it. `under`:
+/// the caller's organisation roles the record names.
 async fn recorded(
     state: &AppState,
     auth: &Authenticated,
@@ -164,25 +168,35 @@ async fn recorded(
     scope: Option<Option<Vec<Uuid>>>,
     under: Vec<(OrgId, Role)>,
 ) -> Result<Option<Vec<Uuid>>, ApiError> {
-    let outcome = match scope {
-        Some(_) if !read.success_recorded => return scope.ok_or(ApiError::Forbidden),
-        Some(_) => Outcome::Success,
-        None => Outcome::Denied,
-    };
-    let access = TrailAccess {
+    let access = |outcome| TrailAccess {
         action: read.action,
         about: read.about,
         outcome,
         under,
     };
-    let appended = audit_trail::record(&state.store, &auth.ctx, &auth.actor, access).await;
-    match (scope, appended) {
-        (None, _) => Err(ApiError::Forbidden),
-        (Some(_), Err(_)) => Err(ApiError::Unavailable {
+    let Some(allowed) = scope else {
+        let _ = audit_trail::record(
+            &state.store,
+            &auth.ctx,
+            &auth.actor,
+            access(Outcome::Denied),
+        )
+        .await;
+        return Err(ApiError::Forbidden);
+    };
+    if read.success_recorded {
+        audit_trail::record(
+            &state.store,
+            &auth.ctx,
+            &auth.actor,
+            access(Outcome::Success),
+        )
+        .await
+        .map_err(|_| ApiError::Unavailable {
             details: serde_json::json!({ "checks": { "audit": "down" } }),
-        }),
-        (Some(scope), Ok(())) => Ok(scope),
+        })?;
     }
+    Ok(allowed)
 }
 
 /// Who acted.
