@@ -156,6 +156,10 @@ pub const COUNT_SQL: &str = concat!(
     include_str!("../sql/audit_search_count.sql")
 );
 
+/// How [`page`] begins its transaction: one read-only snapshot for the count and the
+/// page.
+pub const PAGE_BEGIN: &str = "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY";
+
 /// The total (counted up to `cap`, as [`count`]) and one page of the entries matching
 /// `filter`, as the API answers a list: both in one read-only repeatable-read snapshot,
 /// so the page agrees with the total even while the projection writes (an auditor's own
@@ -167,9 +171,7 @@ pub async fn page(
     limit: i64,
     offset: i64,
 ) -> Result<(Total, Vec<AuditEntry>), StoreError> {
-    let mut tx = db
-        .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-        .await?;
+    let mut tx = db.begin_with(PAGE_BEGIN).await?;
     let total = count(&mut *tx, filter, cap).await?;
     let entries = search(&mut tx, filter, limit, offset).await?;
     tx.commit().await?;

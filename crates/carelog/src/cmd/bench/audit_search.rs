@@ -382,7 +382,7 @@ async fn audit_search_in(scratch: &Scratch, args: &AuditSearchArgs) -> Result<Au
             // whole with the transaction's begin and commit.
             let whole = Instant::now();
             let mut tx = db
-                .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                .begin_with(carelog_store::audit::PAGE_BEGIN)
                 .await
                 .context("audit page transaction")?;
             let started = Instant::now();
