@@ -69,23 +69,27 @@ CREATE INDEX IF NOT EXISTS audit_feed_outcome_rare ON audit_feed (outcome, posit
 -- An organisation's entries (the scope of an organisation's auditor).
 CREATE INDEX IF NOT EXISTS audit_feed_org ON audit_feed (org_id, position) WHERE org_id IS NOT NULL;
 
--- Spans: for each run of 4,096 positions (span = position / 4096), the earliest and the
--- latest recorded_at of its entries. recorded_at grows with position only roughly (an
--- event is stamped before it commits, and a dead-lettered event is applied late), so a
--- date range's first and last entry in log order cannot be found from the time index
--- without reading every entry of the range; from the spans they can, within a span: an
--- entry of the range lies in a span whose [first_at, last_at] meets the range. The audit
--- search (crates/store/sql/audit_search.sql) scans only positions of those spans when a
--- long range is paged in log order. The trigger keeps them for every writer of the
--- table (the projector's inserts, a rebuild's COPY, a retried dead letter), one upsert
--- per statement; the rebuild copies it onto its twin (audit_feed_rebuild_prepare.sql).
--- docs/adr/0012-audit-search-spans.md.
+-- Spans: for each run of 4,096 positions (span = position / audit_feed_span_size()),
+-- the earliest and the latest recorded_at of its entries. recorded_at grows with
+-- position only roughly (an event is stamped before it commits, and a dead-lettered
+-- event is applied late), so a date range's first and last entry in log order cannot be
+-- found from the time index without reading every entry of the range; from the spans
+-- they can, within a span: an entry of the range lies in a span whose [first_at,
+-- last_at] meets the range. The audit search (crates/store/sql/audit_search.sql) scans
+-- only positions of those spans when a long range is paged in log order. The trigger
+-- keeps them for every writer of the table (the projector's inserts, a rebuild's COPY,
+-- a retried dead letter), one upsert per statement; the rebuild copies it onto its twin
+-- (audit_feed_rebuild_prepare.sql). docs/adr/0012-audit-search-spans.md.
 CREATE TABLE IF NOT EXISTS audit_feed_spans (
     span      bigint      PRIMARY KEY,
     first_at  timestamptz NOT NULL,
     last_at   timestamptz NOT NULL
 );
 REVOKE ALL ON audit_feed_spans FROM PUBLIC;
+-- The positions of a span: the one definition, which the trigger, the back-fill below and
+-- crates/store/sql/audit_span_bounds.sql all use (a constant the planner folds).
+CREATE OR REPLACE FUNCTION audit_feed_span_size() RETURNS bigint
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS 'SELECT 4096::bigint';
 
 -- The spans of the table written (the live one, or a rebuild's twin in
 -- `carelog_rebuild`) are found on the search path, as every statement of carelog finds
@@ -101,7 +105,7 @@ BEGIN
             TG_TABLE_SCHEMA, current_setting('search_path');
     END IF;
     INSERT INTO audit_feed_spans AS s (span, first_at, last_at)
-    SELECT n.position / 4096, min(n.recorded_at), max(n.recorded_at)
+    SELECT n.position / audit_feed_span_size(), min(n.recorded_at), max(n.recorded_at)
     FROM inserted n
     GROUP BY 1
     ORDER BY 1
@@ -119,7 +123,7 @@ CREATE OR REPLACE TRIGGER audit_feed_spans_track
 -- A table filled before the spans existed gets them once. CREATE TRIGGER locks out
 -- writers until this file's transaction ends, so no insert is missed in between.
 INSERT INTO audit_feed_spans (span, first_at, last_at)
-SELECT f.position / 4096, min(f.recorded_at), max(f.recorded_at)
+SELECT f.position / audit_feed_span_size(), min(f.recorded_at), max(f.recorded_at)
 FROM audit_feed f
 WHERE NOT EXISTS (SELECT 1 FROM audit_feed_spans)
 GROUP BY 1

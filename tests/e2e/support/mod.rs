@@ -74,14 +74,14 @@ where
     }
 }
 
-/// Asserts that `audit_feed_spans` holds, for every run of 4,096 positions of
+/// Asserts that `audit_feed_spans` holds, for every span of positions of
 /// `audit_feed`, exactly the earliest and latest `recorded_at` of its entries (as
 /// recomputed here from the table), and no other span.
 pub async fn assert_audit_spans_exact(pool: &sqlx::PgPool, when: &str) {
     let wrong: Vec<String> = sqlx::query_scalar(
         "SELECT format('span %s: kept %s..%s, entries %s..%s', \
                 coalesce(k.span, e.span), k.first_at, k.last_at, e.first_at, e.last_at) \
-         FROM (SELECT position / 4096 AS span, min(recorded_at) AS first_at, \
+         FROM (SELECT position / audit_feed_span_size() AS span, min(recorded_at) AS first_at, \
                       max(recorded_at) AS last_at \
                FROM audit_feed GROUP BY 1) e \
          FULL JOIN audit_feed_spans k ON k.span = e.span \
