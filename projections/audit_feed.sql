@@ -94,8 +94,9 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS 'SELECT 4096::bigint';
 -- The spans of the table written (the live one, or a rebuild's twin in
 -- `carelog_rebuild`) are found on the search path, as every statement of carelog finds
 -- its tables: the rebuild puts the twins' schema first. A static statement is planned
--- once per session; the same upsert as dynamic SQL on TG_TABLE_SCHEMA cost six times as
--- much per insert (0.10 against 0.016 ms on a 64-row insert of 0.44 ms). A write under
+-- once per session; the same upsert as dynamic SQL on TG_TABLE_SCHEMA cost two to six
+-- times as much per insert (0.10 against 0.016–0.05 ms, between runs, on a 64-row insert
+-- of 0.44 ms). A write under
 -- a search path that would reach the spans of another schema is refused.
 CREATE OR REPLACE FUNCTION audit_feed_spans_track() RETURNS trigger
 LANGUAGE plpgsql AS $$
