@@ -283,6 +283,88 @@ async fn nats_stopped_commands_succeed_and_every_event_reaches_the_stream_and_th
     relay.abort();
 }
 
+/// Terminates every session of the test database but the caller's: what a PostgreSQL
+/// restart or fail-over does to carelog's connections.
+async fn terminate_sessions(db: &TestDb) -> i64 {
+    let mut admin = db.admin().await;
+    sqlx::query_scalar(
+        "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = $1 AND pid <> pg_backend_pid()) AS t",
+    )
+    .bind(&db.name)
+    .fetch_one(&mut admin)
+    .await
+    .expect("terminate the sessions")
+}
+
+#[tokio::test]
+async fn every_worker_rides_out_postgres_dropping_its_sessions() {
+    // The committers, the relay and the projector each hold a connection of their own for
+    // good; when PostgreSQL drops them all, the next append must still succeed (on a new
+    // connection) and every event still reach the stream and the read model, once each.
+    let db = TestDb::new().await;
+    let store = support::store(&db, support::keyring());
+    let nats = TestNats::new().await;
+    let prefix = nats.prefix.clone();
+    let marker = format!("PLAINTEXT-{}", Uuid::now_v7().simple());
+    let (relay, status) = spawn_relay(&db, &nats.url, &prefix).await;
+    let projector = carelog_projector::Projector::new(
+        db.pool.clone(),
+        store.clone(),
+        carelog_bus::connect(&nats.url).await.unwrap(),
+        BusConfig::new(&prefix, 1).unwrap(),
+        Box::new(carelog_projector::AuditFeed),
+        carelog_projector::ProjectorConfig::default(),
+    )
+    .unwrap();
+    let projector = tokio::spawn(projector.run(std::future::pending::<()>()));
+
+    for round in 0..3 {
+        append_some(&store, 5, &marker).await;
+        wait_all_relayed(&db, &nats.url, &prefix).await;
+        let last = log(&db).await.last().unwrap().position;
+        eventually(
+            Duration::from_secs(30),
+            "the read model at the head",
+            || async {
+                carelog_store::projector::checkpoint(&db.pool, "audit_feed")
+                    .await
+                    .is_ok_and(|p| p == last)
+            },
+        )
+        .await;
+        if round < 2 {
+            let dropped = terminate_sessions(&db).await;
+            assert!(
+                dropped >= 3,
+                "committer, relay and projector sessions: {dropped}"
+            );
+        }
+    }
+    assert!(status.is_active());
+    assert_stream_is_the_log(&db, &nats.url, &prefix, &marker).await;
+    let last = log(&db).await.last().unwrap().position;
+    eventually(
+        Duration::from_secs(10),
+        "checkpoint at the head",
+        || async {
+            carelog_store::relay::checkpoint(&db.pool, &prefix)
+                .await
+                .is_ok_and(|c| c == Some(last))
+        },
+    )
+    .await;
+    let projected: Vec<Uuid> =
+        sqlx::query_scalar("SELECT event_id FROM audit_feed ORDER BY position")
+            .fetch_all(&db.pool)
+            .await
+            .unwrap();
+    let logged: Vec<Uuid> = log(&db).await.iter().map(|e| e.header.event_id.0).collect();
+    assert_eq!(projected, logged, "each event in the read model once");
+    projector.abort();
+    relay.abort();
+}
+
 #[tokio::test]
 async fn a_pipelined_relay_keeps_log_order_when_nats_restarts_with_batches_in_flight() {
     let db = TestDb::new().await;

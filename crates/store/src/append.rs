@@ -36,8 +36,8 @@ use carelog_domain::{
     StreamVersion, SubjectId,
 };
 use chrono::{DateTime, Utc};
-use sqlx::postgres::PgPoolOptions;
-use sqlx::{PgConnection, PgPool, Row};
+use sqlx::postgres::{PgConnectOptions, PgDatabaseError, PgSeverity};
+use sqlx::{Connection as _, PgConnection, PgPool, Row};
 use tokio::sync::{mpsc, oneshot, Mutex};
 use uuid::Uuid;
 use zeroize::Zeroizing;
@@ -172,14 +172,12 @@ impl EventStore {
         // The committers' own connections, beside `pool`: a group commit never queues for a
         // connection behind the requests it is about to answer (under load, readers hold
         // every pooled connection), and it holds the log lock for every other writer.
-        let own = PgPoolOptions::new()
-            .max_connections(u32::try_from(committers).unwrap_or(u32::MAX))
-            .min_connections(0)
-            .acquire_timeout(pool.options().get_acquire_timeout())
-            .connect_lazy_with((*pool.connect_options()).clone());
         for _ in 0..committers {
             tokio::spawn(run_committer(
-                own.clone(),
+                OwnConnection::new(
+                    (*pool.connect_options()).clone(),
+                    pool.options().get_acquire_timeout(),
+                ),
                 Arc::clone(&rx),
                 cfg.max_batch_events,
                 Arc::clone(&appended),
@@ -332,7 +330,7 @@ impl EventStore {
 }
 
 async fn run_committer(
-    pool: PgPool,
+    mut conn: OwnConnection,
     rx: Arc<Mutex<mpsc::Receiver<Job>>>,
     max_events: usize,
     appended: Arc<AtomicU64>,
@@ -346,9 +344,58 @@ async fn run_committer(
             }
         };
         let mut batch = vec![first];
-        match write_batch(&pool, &rx, &mut batch, max_events).await {
+        match write_batch(&mut conn, &rx, &mut batch, max_events).await {
             Ok(results) => answer(&appended, batch, results),
-            Err(e) => retry_alone(&pool, batch, e, &appended).await,
+            Err(e) => {
+                conn.after_error(&e);
+                retry_alone(&mut conn, batch, e, &appended).await;
+            }
+        }
+    }
+}
+
+/// A committer's connection, held for good rather than taken from a pool for each
+/// batch: a pool pings a connection when it hands it out and again when it gets it
+/// back, two more round trips per group commit, one of them on every append's path.
+/// Opened on first use; after a failure that may have broken it, opened anew.
+struct OwnConnection {
+    options: PgConnectOptions,
+    /// How long opening it may take (the pool's acquire timeout).
+    timeout: std::time::Duration,
+    conn: Option<PgConnection>,
+}
+
+impl OwnConnection {
+    fn new(options: PgConnectOptions, timeout: std::time::Duration) -> Self {
+        Self {
+            options,
+            timeout,
+            conn: None,
+        }
+    }
+
+    /// The connection, opened if there is none.
+    async fn get(&mut self) -> Result<&mut PgConnection, sqlx::Error> {
+        let conn = match self.conn.take() {
+            Some(conn) => conn,
+            None => tokio::time::timeout(self.timeout, PgConnection::connect_with(&self.options))
+                .await
+                .map_err(|_| sqlx::Error::PoolTimedOut)??,
+        };
+        Ok(self.conn.insert(conn))
+    }
+
+    /// Forgets the connection after `error`, unless PostgreSQL answered it with an
+    /// ordinary error (a constraint, say): then the session is sound, and the failed
+    /// transaction was rolled back when it was dropped. A FATAL one (the backend was
+    /// terminated, the server shuts down) ends the session, as does any I/O error.
+    fn after_error(&mut self, error: &sqlx::Error) {
+        let session_sound = error
+            .as_database_error()
+            .and_then(|e| e.try_downcast_ref::<PgDatabaseError>())
+            .is_some_and(|e| matches!(e.severity(), PgSeverity::Error));
+        if !session_sound {
+            self.conn = None;
         }
     }
 }
@@ -367,29 +414,27 @@ async fn run_committer(
 /// each commit's fsync, so the appends that queued during the previous commit all share
 /// this one.
 async fn write_batch(
-    pool: &PgPool,
+    own: &mut OwnConnection,
     rx: &Mutex<mpsc::Receiver<Job>>,
     batch: &mut Vec<Job>,
     max_events: usize,
 ) -> Result<Vec<Result<Appended, AppendError>>, sqlx::Error> {
-    let mut tx = if only_new_streams(batch) {
-        None
-    } else {
-        Some(pool.begin_with(BEGIN_AND_LOCK_LOG).await?)
-    };
-    top_up(rx, batch, max_events).await;
-    let pending: Vec<&Pending> = batch.iter().map(|j| &j.pending).collect();
-    if tx.is_none() && only_new_streams(batch) {
-        let mut conn = pool.acquire().await?;
-        return write_locked(&mut conn, &pending, false).await;
+    let conn = own.get().await?;
+    if only_new_streams(batch) {
+        top_up(rx, batch, max_events).await;
+        if only_new_streams(batch) {
+            return write_locked(conn, &pending_of(batch), false).await;
+        }
     }
-    let mut tx = match tx.take() {
-        Some(tx) => tx,
-        None => pool.begin_with(BEGIN_AND_LOCK_LOG).await?,
-    };
-    let results = write_locked(&mut tx, &pending, false).await?;
+    let mut tx = conn.begin_with(BEGIN_AND_LOCK_LOG).await?;
+    top_up(rx, batch, max_events).await;
+    let results = write_locked(&mut tx, &pending_of(batch), false).await?;
     tx.commit().await?;
     Ok(results)
+}
+
+fn pending_of(batch: &[Job]) -> Vec<&Pending> {
+    batch.iter().map(|j| &j.pending).collect()
 }
 
 /// Whether every append of `batch` starts a new stream.
@@ -417,18 +462,29 @@ async fn top_up(rx: &Mutex<mpsc::Receiver<Job>>, batch: &mut Vec<Job>, max_event
 /// After a batch failed as a whole (e.g. a reused event id that only the unique index
 /// caught), retries each append alone, checking its ids first, so that only the culprit
 /// fails and it fails with a precise error.
-async fn retry_alone(pool: &PgPool, batch: Vec<Job>, cause: sqlx::Error, appended: &AtomicU64) {
+async fn retry_alone(
+    own: &mut OwnConnection,
+    batch: Vec<Job>,
+    cause: sqlx::Error,
+    appended: &AtomicU64,
+) {
     tracing::debug!(error = %cause, appends = batch.len(), "group commit failed; retrying appends alone");
     for job in batch {
         let result = async {
-            let mut tx = pool.begin().await?;
+            let mut tx = own.get().await?.begin().await?;
             let mut r = write_pending(&mut tx, &[&job.pending], true).await?;
             tx.commit().await?;
             Ok::<_, sqlx::Error>(r.pop().expect("one result per append"))
         }
-        .await
-        .unwrap_or_else(|e| Err(e.into()));
-        answer(appended, vec![job], vec![result]);
+        .await;
+        if let Err(e) = &result {
+            own.after_error(e);
+        }
+        answer(
+            appended,
+            vec![job],
+            vec![result.unwrap_or_else(|e| Err(e.into()))],
+        );
     }
 }
 
