@@ -17,7 +17,11 @@
 //!    `PIPELINE_DEPTH` (4) batches are in flight: while the oldest waits for its
 //!    acknowledgements, an append wakes the relay to read and send the next;
 //! 4. advances the checkpoint to the last event acknowledged — never past one that was
-//!    not — on its own session (a relay that lost its session cannot move it);
+//!    not — on its own session (a relay that lost its session cannot move it). While
+//!    events keep coming it saves it at most every [`CHECKPOINT_EVERY`], and once no
+//!    wake-up came for that long: a save is a round trip the loop would otherwise
+//!    spend reading and sending, and an older checkpoint only means more copies to
+//!    drop after a crash (see "Duplicates");
 //! 5. when caught up, waits for a wake-up: every appending transaction notifies the
 //!    PostgreSQL channel `carelog_appended` on commit
 //!    ([`carelog_store::append::AppendedListener`]), which a task of the active relay
@@ -110,6 +114,7 @@ impl RelayConfig {
 struct Shared {
     active: AtomicBool,
     checkpoint: AtomicI64,
+    acknowledged: AtomicI64,
     published: AtomicU64,
 }
 
@@ -126,6 +131,13 @@ impl RelayStatus {
     /// The checkpoint as this relay last read or wrote it.
     pub fn checkpoint(&self) -> Position {
         Position(self.0.checkpoint.load(Ordering::Relaxed))
+    }
+
+    /// The last position JetStream acknowledged to this relay, every one before it
+    /// acknowledged too: at or ahead of [`RelayStatus::checkpoint`], which follows it
+    /// within [`CHECKPOINT_EVERY`] while the relay is busy.
+    pub fn acknowledged(&self) -> Position {
+        Position(self.0.acknowledged.load(Ordering::Relaxed))
     }
 
     /// Events this relay had acknowledged by JetStream (duplicates included).
@@ -146,6 +158,9 @@ fn warn_if_small_max_payload(max_payload: usize) {
         );
     }
 }
+
+/// Longest time a busy relay keeps acknowledged events out of its saved checkpoint.
+pub const CHECKPOINT_EVERY: Duration = Duration::from_millis(25);
 
 /// First re-read after a wake-up that found nothing yet (then doubled).
 const QUICK_RETRY_FIRST: Duration = Duration::from_millis(1);
@@ -353,8 +368,18 @@ impl Relay {
 
     /// Relays while `session` holds the lock; an error means the session is gone.
     async fn relay(&self, session: &mut RelaySession) -> Result<(), StoreError> {
+        // `cursor`: the last event JetStream acknowledged (every one before it too);
+        // `saved`: the checkpoint as saved, at most `cursor`.
         let mut cursor = session.checkpoint().await?;
+        let mut saved = Saved {
+            position: cursor,
+            at: Instant::now(),
+        };
         self.status.0.checkpoint.store(cursor.0, Ordering::Relaxed);
+        self.status
+            .0
+            .acknowledged
+            .store(cursor.0, Ordering::Relaxed);
         let mut backoff = self.backoff();
         let mut mode = Mode::Safe;
         // Set the streams up at once, so a NATS that is down at start-up is reported at
@@ -382,7 +407,7 @@ impl Relay {
         loop {
             let room = in_flight.len() < PIPELINE_DEPTH;
             if unsent.is_empty() && room && !caught_up {
-                match carelog_store::read::all(&self.pool, last_read, self.cfg.batch).await {
+                match session.read_after(last_read, self.cfg.batch).await {
                     Ok(events) => {
                         caught_up = (events.len() as i64) < self.cfg.batch;
                         unsent = events;
@@ -414,8 +439,8 @@ impl Relay {
                 let failed = match mode {
                     Mode::Safe => match self.publish_one(&unsent[0], &mut mode).await {
                         Ok(()) => {
-                            self.advance(session, &mut cursor, unsent[0].position, 1)
-                                .await?;
+                            self.acknowledged(&mut cursor, unsent[0].position, 1);
+                            self.save(session, cursor, &mut saved).await?;
                             last_ping = Instant::now();
                             unsent.remove(0);
                             backoff = self.backoff();
@@ -467,9 +492,11 @@ impl Relay {
                 let batch = in_flight.pop_front().expect("the front was just awaited");
                 if acks.acked > 0 {
                     let position = batch.positions[acks.acked - 1];
-                    self.advance(session, &mut cursor, position, acks.acked)
-                        .await?;
-                    last_ping = Instant::now();
+                    self.acknowledged(&mut cursor, position, acks.acked);
+                    if saved.at.elapsed() >= CHECKPOINT_EVERY {
+                        self.save(session, cursor, &mut saved).await?;
+                        last_ping = Instant::now();
+                    }
                 }
                 if acks.acked == batch.positions.len() && acks.in_order_up_to.is_some() {
                     backoff = self.backoff();
@@ -493,12 +520,21 @@ impl Relay {
                 }
                 continue;
             }
-            // Caught up, nothing in flight: wait for an append (or poll).
-            if last_ping.elapsed() >= self.cfg.standby_retry {
+            // Caught up, nothing in flight: wait for an append (or poll). What is
+            // acknowledged and not saved yet is saved once no append came for
+            // `CHECKPOINT_EVERY` since the last save.
+            let unsaved = saved.position < cursor;
+            if unsaved && saved.at.elapsed() >= CHECKPOINT_EVERY {
+                self.save(session, cursor, &mut saved).await?;
+                last_ping = Instant::now();
+            } else if last_ping.elapsed() >= self.cfg.standby_retry {
                 session.ping().await?;
                 last_ping = Instant::now();
             }
-            let (pause, after) = next_pause(quick, self.cfg.idle_poll);
+            let (mut pause, after) = next_pause(quick, self.cfg.idle_poll);
+            if saved.position < cursor {
+                pause = pause.min(CHECKPOINT_EVERY.saturating_sub(saved.at.elapsed()));
+            }
             quick = if waker.wait(pause).await {
                 Some(QUICK_RETRY_FIRST)
             } else {
@@ -508,25 +544,33 @@ impl Relay {
         }
     }
 
-    /// Moves the checkpoint to `position` (JetStream holds every event up to it), on
-    /// this relay's session, and counts `published` more events.
-    async fn advance(
-        &self,
-        session: &mut RelaySession,
-        cursor: &mut Position,
-        position: Position,
-        published: usize,
-    ) -> Result<(), StoreError> {
-        session.save_checkpoint(position).await?;
+    /// JetStream holds every event up to `position`: the relay goes on after it, and
+    /// counts `published` more events.
+    fn acknowledged(&self, cursor: &mut Position, position: Position, published: usize) {
         *cursor = position;
         self.status
             .0
-            .checkpoint
+            .acknowledged
             .store(position.0, Ordering::Relaxed);
         self.status
             .0
             .published
             .fetch_add(published as u64, Ordering::Relaxed);
+    }
+
+    /// Saves the checkpoint at `cursor` on this relay's session.
+    async fn save(
+        &self,
+        session: &mut RelaySession,
+        cursor: Position,
+        saved: &mut Saved,
+    ) -> Result<(), StoreError> {
+        session.save_checkpoint(cursor).await?;
+        *saved = Saved {
+            position: cursor,
+            at: Instant::now(),
+        };
+        self.status.0.checkpoint.store(cursor.0, Ordering::Relaxed);
         Ok(())
     }
 
@@ -592,6 +636,12 @@ impl Relay {
             .publish_with_headers(subject, headers, body.into())
             .await
     }
+}
+
+/// The checkpoint as last saved, and when.
+struct Saved {
+    position: Position,
+    at: Instant,
 }
 
 /// Batches the relay may have sent and not yet settled (fast mode): while the oldest

@@ -122,14 +122,14 @@ pub async fn stream(
 /// Every insert into the log holds the log lock until it commits (migration 0010), so
 /// positions are handed out in commit order (ADR 0002, amendment c).
 pub async fn all(
-    pool: &PgPool,
+    db: impl PgExecutor<'_>,
     after: Position,
     limit: i64,
 ) -> Result<Vec<StoredEvent>, StoreError> {
     let rows = sqlx::query_as::<_, EventRow>(include_str!("../sql/read_all.sql"))
         .bind(after.0)
         .bind(limit)
-        .fetch_all(pool)
+        .fetch_all(db)
         .await?;
     decode_all(rows)
 }

@@ -66,6 +66,17 @@ impl RelaySession {
         Ok(Position(pos.unwrap_or(0)))
     }
 
+    /// The log after `after`, at most `limit` events, gap-safe ([`crate::read::all`]), on
+    /// this session: the relay reads here rather than from the pool, which pings a
+    /// connection when it hands it out and again when it gets it back.
+    pub async fn read_after(
+        &mut self,
+        after: Position,
+        limit: i64,
+    ) -> Result<Vec<crate::StoredEvent>, StoreError> {
+        crate::read::all(&mut self.conn, after, limit).await
+    }
+
     /// Moves the checkpoint forward to `position` (never backwards).
     pub async fn save_checkpoint(&mut self, position: Position) -> Result<(), StoreError> {
         sqlx::query(include_str!("../sql/relay_checkpoint_set.sql"))
