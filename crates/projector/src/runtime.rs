@@ -85,7 +85,7 @@ use carelog_store::projector::{self as pstore, DlqStatus, NewDlqEntry, Projector
 use carelog_store::{EventStore, Opened, StoreError, StoredEvent};
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
-use sqlx::{PgConnection, PgPool};
+use sqlx::{Connection as _, PgConnection, PgPool};
 use tokio::sync::watch;
 
 use crate::{valid_name, ApplyError, Projection};
@@ -520,7 +520,7 @@ impl Projector {
             if let Some(last) = items.last() {
                 let to = last.event.position;
                 let began = std::time::Instant::now();
-                self.process(&items).await?;
+                self.process(lock.connection(), &items).await?;
                 tracing::debug!(projection = %name, events = items.len(), ms = began.elapsed().as_secs_f64() * 1e3, "batch");
                 checkpoint = checkpoint.max(to);
             }
@@ -532,14 +532,14 @@ impl Projector {
     }
 
     /// Applies `items` (see the module documentation, steps 3 to 5).
-    async fn process(&self, items: &[Item]) -> Result<(), SessionEnd> {
+    async fn process(&self, conn: &mut PgConnection, items: &[Item]) -> Result<(), SessionEnd> {
         let mut start = 0;
         let mut attempts = 0u32;
         let mut first_failed_at: Option<DateTime<Utc>> = None;
         let mut backoff = self.backoff();
         while start < items.len() {
             let end = if attempts > 0 { start + 1 } else { items.len() };
-            match self.try_locate(&items[start..end]).await? {
+            match self.try_locate(conn, &items[start..end]).await? {
                 Located::Applied { parked } => {
                     ack(&items[start..end]).await;
                     self.notify(&parked).await;
@@ -553,7 +553,8 @@ impl Projector {
                     let first = *first_failed_at.get_or_insert_with(Utc::now);
                     let item = &items[start];
                     if attempts >= self.cfg.max_attempts.max(1) {
-                        self.dead_letter(item, &error, attempts, first).await?;
+                        self.dead_letter(conn, item, &error, attempts, first)
+                            .await?;
                         ack(std::slice::from_ref(item)).await;
                         start += 1;
                         attempts = 0;
@@ -573,7 +574,7 @@ impl Projector {
                 Located::Failed { index, error } => {
                     // Commit the events before the failing one, then retry it alone.
                     if let Located::Applied { parked } =
-                        self.try_locate(&items[start..start + index]).await?
+                        self.try_locate(conn, &items[start..start + index]).await?
                     {
                         ack(&items[start..start + index]).await;
                         self.notify(&parked).await;
@@ -596,9 +597,13 @@ impl Projector {
 
     /// [`Self::try_apply`] as a batch; when that fails without naming the event, once
     /// more one event at a time, which names it.
-    async fn try_locate(&self, items: &[Item]) -> Result<Located, SessionEnd> {
-        let outcome = match self.try_apply(items, Apply::Batch).await? {
-            Outcome::Failed { index: None, .. } => self.try_apply(items, Apply::Each).await?,
+    async fn try_locate(
+        &self,
+        conn: &mut PgConnection,
+        items: &[Item],
+    ) -> Result<Located, SessionEnd> {
+        let outcome = match self.try_apply(conn, items, Apply::Batch).await? {
+            Outcome::Failed { index: None, .. } => self.try_apply(conn, items, Apply::Each).await?,
             outcome => outcome,
         };
         Ok(match outcome {
@@ -620,9 +625,14 @@ impl Projector {
     /// [`Projection::apply_batch`]; a failure there may not name its event (one
     /// multi-row statement), so [`Projector::process`] then tries again with
     /// [`Apply::Each`], which applies the events one at a time and names it.
-    async fn try_apply(&self, items: &[Item], mode: Apply) -> Result<Outcome, SessionEnd> {
+    async fn try_apply(
+        &self,
+        conn: &mut PgConnection,
+        items: &[Item],
+        mode: Apply,
+    ) -> Result<Outcome, SessionEnd> {
         let name = self.projection.name();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = conn.begin().await?;
         pstore::lock(&mut tx, name).await?;
         let mut streams: Vec<String> = items
             .iter()
@@ -729,6 +739,7 @@ impl Projector {
     /// Records `item` as a failed dead letter and moves the checkpoint past it.
     async fn dead_letter(
         &self,
+        conn: &mut PgConnection,
         item: &Item,
         error: &ApplyError,
         attempts: u32,
@@ -744,7 +755,7 @@ impl Projector {
             error = %error,
             "projection cannot apply an event; sent to the DLQ (its stream waits behind it)"
         );
-        let mut tx = self.pool.begin().await?;
+        let mut tx = conn.begin().await?;
         pstore::lock(&mut tx, name).await?;
         pstore::dlq_insert(
             &mut tx,

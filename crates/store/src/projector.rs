@@ -442,6 +442,14 @@ impl ProjectorSession {
         Ok(row.try_get::<bool, _>("locked")?)
     }
 
+    /// The session's connection, for the work done under its lock: a projector applies
+    /// its batches here, so a batch cannot commit once the lock is lost with the
+    /// session, and no batch pays for a pooled connection (a ping when taken, another
+    /// when given back).
+    pub fn connection(&mut self) -> &mut sqlx::PgConnection {
+        &mut self.conn
+    }
+
     /// Checks the session is still alive (and with it the lock, if held).
     pub async fn ping(&mut self) -> Result<(), StoreError> {
         use sqlx::Connection;
