@@ -95,7 +95,7 @@ async fn delete_streams(nats_url: &str, prefix: &str) -> Result<()> {
 struct Pipeline {
     stop: Option<tokio::sync::watch::Sender<bool>>,
     tasks: Vec<JoinHandle<()>>,
-    /// The relay's progress (its checkpoint, in process: read for free).
+    /// The relay's progress (what JetStream acknowledged, in process: read for free).
     relay: carelog_bus::RelayStatus,
 }
 
@@ -194,8 +194,8 @@ impl Timeline {
 }
 
 /// Reads `max(position)` of `audit_feed` on a connection of its own every
-/// [`WATCH_EVERY`] until `stop`, keeping each change; and, at the same ticks, the relay's
-/// checkpoint (the last position JetStream acknowledged and the relay saved).
+/// [`WATCH_EVERY`] until `stop`, keeping each change; and, at the same ticks, the last
+/// position JetStream acknowledged to the relay.
 async fn watch_feed(
     scratch_url: String,
     stop: Arc<AtomicBool>,
@@ -213,7 +213,7 @@ async fn watch_feed(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     while !stop.load(Ordering::Relaxed) {
         tick.tick().await;
-        let relayed = relay.checkpoint().0;
+        let relayed = relay.acknowledged().0;
         if relayed > last_published {
             published.push((Instant::now(), relayed));
             last_published = relayed;
@@ -255,9 +255,9 @@ struct LagReport {
     watcher_reads: usize,
     lag: Percentiles,
     append: Percentiles,
-    /// Append start → the relay's checkpoint holds it (published).
+    /// Append start → JetStream acknowledged it to the relay (published).
     relayed: Percentiles,
-    /// Relay checkpoint → visible in audit_feed.
+    /// Published → visible in audit_feed.
     projected: Percentiles,
 }
 
@@ -427,7 +427,7 @@ async fn lag_in(scratch: &Scratch, args: &LagArgs, prefix: &str) -> Result<LagRe
         let us = |d: Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
         lags.push(us(seen.saturating_duration_since(s.started)));
         appends.push(us(s.ended.saturating_duration_since(s.started)));
-        // The relay's checkpoint is sampled at the same ticks; a position the watcher saw
+        // The relay's acknowledgements are sampled at the same ticks; a position the watcher saw
         // in the feed before the relay's sample moved counts as relayed when it was seen.
         let out = relayed_at.visible_at(s.position).unwrap_or(seen).min(seen);
         relayed.push(us(out.saturating_duration_since(s.started)));
@@ -490,7 +490,7 @@ impl LagReport {
         );
         row("append call alone (commit)", self.achieved, &self.append);
         row(
-            "hop 1: append → published (in the relay's checkpoint)",
+            "hop 1: append → published (acknowledged by JetStream to the relay)",
             self.achieved,
             &self.relayed,
         );
@@ -546,8 +546,8 @@ impl LagReport {
              connection of its own, reads `max(position)` of `audit_feed` ≥ the event's \
              position (the projector applies in position order). The watcher reads every \
              {every} ms ({reads} changes seen), so each lag is overstated by up to about 1 ms \
-             plus one query. The relay's checkpoint is sampled at the same ticks (in \
-             process), splitting the lag into its two hops; the percentiles of the hops do \
+             plus one query. What JetStream acknowledged to the relay is sampled at the same \
+             ticks (in process), splitting the lag into its two hops; the percentiles of the hops do \
              not add up to those of the whole. A `CHECKPOINT` precedes the steady load, as \
              in `bench append`.\n\
              \n\
