@@ -366,6 +366,43 @@ async fn every_worker_rides_out_postgres_dropping_its_sessions() {
 }
 
 #[tokio::test]
+async fn a_relay_woken_by_its_processs_commits_needs_no_notification_and_no_poll() {
+    // No PostgreSQL notification and a poll too slow for the test: only the store's own
+    // commit signal can bring the new events to the stream in time.
+    let db = TestDb::new().await;
+    let store = support::store(&db, support::keyring());
+    let nats = TestNats::new().await;
+    let mut cfg = relay_config(&nats.prefix);
+    cfg.listen = false;
+    cfg.idle_poll = Duration::from_secs(60);
+    let client = carelog_bus::connect(&nats.url).await.unwrap();
+    let relay = Relay::new(db.pool.clone(), client, cfg)
+        .unwrap()
+        .wake_on_commits(store.commits());
+    let status = relay.status();
+    let relay = tokio::spawn(relay.run(std::future::pending::<()>()));
+    eventually(Duration::from_secs(10), "the relay active", || async {
+        status.is_active()
+    })
+    .await;
+    let marker = &format!("PLAINTEXT-{}", Uuid::now_v7().simple());
+    for _ in 0..3 {
+        // Idle first: past the quick re-reads that follow a wake-up.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        append_some(&store, 2, marker).await;
+        let head = log(&db).await.last().unwrap().position;
+        eventually(
+            Duration::from_secs(5),
+            "the new events acknowledged",
+            || async { status.acknowledged() >= head },
+        )
+        .await;
+    }
+    assert_stream_is_the_log(&db, &nats.url, &nats.prefix, marker).await;
+    relay.abort();
+}
+
+#[tokio::test]
 async fn a_pipelined_relay_keeps_log_order_when_nats_restarts_with_batches_in_flight() {
     let db = TestDb::new().await;
     let store = support::store(&db, support::keyring());

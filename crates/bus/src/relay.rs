@@ -31,7 +31,9 @@
 //!    [`QUICK_RETRY_LAST`]. Without wake-ups it polls every [`RelayConfig::idle_poll`]
 //!    anyway: a notification can be lost (listener reconnecting), and a relay whose
 //!    listener cannot connect keeps relaying by polling alone while it retries every
-//!    [`RelayConfig::standby_retry`].
+//!    [`RelayConfig::standby_retry`]. A relay given its own process's commits
+//!    ([`Relay::wake_on_commits`], as `carelog serve` does) is also woken by each group
+//!    commit directly, without waiting for PostgreSQL to deliver the notification.
 //!
 //! Order on the stream equals position order:
 //! - *safe mode*: one event in flight; the next is published only once the previous one
@@ -69,6 +71,7 @@ use carelog_domain::Position;
 use carelog_store::relay::RelaySession;
 use carelog_store::{StoreError, StoredEvent};
 use sqlx::PgPool;
+use tokio::sync::watch;
 
 use crate::{message, BusConfig, ConfigError};
 
@@ -182,19 +185,30 @@ fn next_pause(quick: Option<Duration>, idle_poll: Duration) -> (Duration, Option
 }
 
 /// Wake-ups of the active relay: a task listening on `carelog_appended` (reconnecting
-/// for ever) signals `notify`; stopped when dropped.
+/// for ever) and one following this process's commits signal `notify`; stopped when
+/// dropped.
 struct Waker {
     notify: Arc<tokio::sync::Notify>,
-    task: Option<tokio::task::JoinHandle<()>>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Waker {
-    /// Starts listening (if `listen`) on a session of its own.
-    fn start(pool: &PgPool, listen: bool, retry: Duration) -> Self {
+    /// Starts listening (if `listen`) on a session of its own, and following `commits`.
+    fn start(
+        pool: &PgPool,
+        listen: bool,
+        retry: Duration,
+        commits: Option<watch::Receiver<()>>,
+    ) -> Self {
         let notify = Arc::new(tokio::sync::Notify::new());
-        let task = listen
+        let listener = listen
             .then(|| tokio::spawn(listen_for_appends(pool.clone(), Arc::clone(&notify), retry)));
-        Self { notify, task }
+        let follower =
+            commits.map(|commits| tokio::spawn(follow_commits(commits, Arc::clone(&notify))));
+        Self {
+            notify,
+            tasks: listener.into_iter().chain(follower).collect(),
+        }
     }
 
     /// Waits for a wake-up, at most `pause`; true when woken. A wake-up that came while
@@ -208,9 +222,16 @@ impl Waker {
 
 impl Drop for Waker {
     fn drop(&mut self) {
-        if let Some(task) = &self.task {
+        for task in &self.tasks {
             task.abort();
         }
+    }
+}
+
+/// Signals `notify` after each of this process's group commits, until the store is gone.
+async fn follow_commits(mut commits: watch::Receiver<()>, notify: Arc<tokio::sync::Notify>) {
+    while commits.changed().await.is_ok() {
+        notify.notify_one();
     }
 }
 
@@ -260,6 +281,8 @@ pub struct Relay {
     js: jetstream::Context,
     cfg: RelayConfig,
     status: RelayStatus,
+    /// This process's group commits ([`Relay::wake_on_commits`]).
+    commits: Option<watch::Receiver<()>>,
 }
 
 impl std::fmt::Debug for Relay {
@@ -288,7 +311,18 @@ impl Relay {
             js,
             cfg,
             status: RelayStatus::default(),
+            commits: None,
         })
+    }
+
+    /// Also wakes up after each of `commits` (from
+    /// [`carelog_store::EventStore::commits`]): the events appended in this process are
+    /// read as soon as they are committed, a hop sooner than through PostgreSQL's
+    /// notification, which still brings the other processes' appends.
+    #[must_use]
+    pub fn wake_on_commits(mut self, commits: watch::Receiver<()>) -> Self {
+        self.commits = Some(commits);
+        self
     }
 
     /// A handle on this relay's status, valid after [`Relay::run`] took the relay.
@@ -393,7 +427,12 @@ impl Relay {
         };
         warn_if_small_max_payload(self.js.client().server_info().max_payload);
         let mut last_ping = Instant::now();
-        let waker = Waker::start(&self.pool, self.cfg.listen, self.cfg.standby_retry);
+        let waker = Waker::start(
+            &self.pool,
+            self.cfg.listen,
+            self.cfg.standby_retry,
+            self.commits.clone(),
+        );
         let mut quick = None;
         // Batches sent in fast mode and not yet settled, oldest first; then the events
         // read after them (or after `cursor`) and not sent yet; `last_read` is the last

@@ -160,7 +160,8 @@ impl Services {
             self.pool.clone(),
             client,
             carelog_bus::RelayConfig::new(bus),
-        )?;
+        )?
+        .wake_on_commits(self.store.commits());
         let status = relay.status();
         self.metrics.gauge(
             "carelog_relay_active",

@@ -38,7 +38,7 @@ use carelog_domain::{
 use chrono::{DateTime, Utc};
 use sqlx::postgres::{PgConnectOptions, PgDatabaseError, PgSeverity};
 use sqlx::{Connection as _, PgConnection, PgPool, Row};
-use tokio::sync::{mpsc, oneshot, Mutex};
+use tokio::sync::{mpsc, oneshot, watch, Mutex};
 use uuid::Uuid;
 use zeroize::Zeroizing;
 
@@ -160,6 +160,8 @@ pub struct EventStore {
     jobs: mpsc::Sender<Job>,
     /// Events written by this process (see [`EventStore::appended_total`]).
     appended: Arc<AtomicU64>,
+    /// Marked changed after each group commit that wrote events ([`EventStore::commits`]).
+    committed: Arc<watch::Sender<()>>,
 }
 
 impl EventStore {
@@ -168,6 +170,7 @@ impl EventStore {
         let (jobs, rx) = mpsc::channel(cfg.queue.max(1));
         let rx = Arc::new(Mutex::new(rx));
         let appended = Arc::new(AtomicU64::new(0));
+        let committed = Arc::new(watch::Sender::new(()));
         let committers = cfg.committers.max(1);
         // The committers' own connections, beside `pool`: a group commit never queues for a
         // connection behind the requests it is about to answer (under load, readers hold
@@ -180,7 +183,10 @@ impl EventStore {
                 ),
                 Arc::clone(&rx),
                 cfg.max_batch_events,
-                Arc::clone(&appended),
+                Written {
+                    events: Arc::clone(&appended),
+                    committed: Arc::clone(&committed),
+                },
             ));
         }
         Self {
@@ -188,7 +194,17 @@ impl EventStore {
             vault: Vault::new(keys),
             jobs,
             appended,
+            committed,
         }
+    }
+
+    /// Changes each time a group commit of this process wrote events to the log: lets a
+    /// reader of the log in the same process (the relay) read at once, without waiting
+    /// for PostgreSQL to deliver the commit's `carelog_appended` notification. Appends of
+    /// other processes, and [`EventStore::append_in_tx`] (committed by its caller), are
+    /// seen through the notification only.
+    pub fn commits(&self) -> watch::Receiver<()> {
+        self.committed.subscribe()
     }
 
     /// Events this process wrote to the log since it started (for metrics): every event
@@ -233,8 +249,10 @@ impl EventStore {
         let pending = self.prepare(req, Some(&mut *tx)).await?;
         let mut results = write_pending(tx, &[&pending], true).await?;
         let result = results.pop().expect("one result per append");
-        self.appended
-            .fetch_add(written(std::slice::from_ref(&result)), Ordering::Relaxed);
+        self.appended.fetch_add(
+            events_written(std::slice::from_ref(&result)),
+            Ordering::Relaxed,
+        );
         result
     }
 
@@ -333,7 +351,7 @@ async fn run_committer(
     mut conn: OwnConnection,
     rx: Arc<Mutex<mpsc::Receiver<Job>>>,
     max_events: usize,
-    appended: Arc<AtomicU64>,
+    written: Written,
 ) {
     loop {
         let first = {
@@ -345,10 +363,10 @@ async fn run_committer(
         };
         let mut batch = vec![first];
         match write_batch(&mut conn, &rx, &mut batch, max_events).await {
-            Ok(results) => answer(&appended, batch, results),
+            Ok(results) => answer(&written, batch, results),
             Err(e) => {
                 conn.after_error(&e);
-                retry_alone(&mut conn, batch, e, &appended).await;
+                retry_alone(&mut conn, batch, e, &written).await;
             }
         }
     }
@@ -466,7 +484,7 @@ async fn retry_alone(
     own: &mut OwnConnection,
     batch: Vec<Job>,
     cause: sqlx::Error,
-    appended: &AtomicU64,
+    written: &Written,
 ) {
     tracing::debug!(error = %cause, appends = batch.len(), "group commit failed; retrying appends alone");
     for job in batch {
@@ -481,7 +499,7 @@ async fn retry_alone(
             own.after_error(e);
         }
         answer(
-            appended,
+            written,
             vec![job],
             vec![result.unwrap_or_else(|e| Err(e.into()))],
         );
@@ -489,16 +507,28 @@ async fn retry_alone(
 }
 
 /// Answers each caller of a committed batch; counts the events it wrote.
-fn answer(appended: &AtomicU64, batch: Vec<Job>, results: Vec<Result<Appended, AppendError>>) {
-    appended.fetch_add(written(&results), Ordering::Relaxed);
+fn answer(written: &Written, batch: Vec<Job>, results: Vec<Result<Appended, AppendError>>) {
+    let events = events_written(&results);
+    if events > 0 {
+        written.events.fetch_add(events, Ordering::Relaxed);
+        written.committed.send_replace(());
+    }
     for (job, result) in batch.into_iter().zip(results) {
         // The caller may have gone away (cancelled request): the append stands anyway.
         let _ = job.reply.send(result);
     }
 }
 
+/// What a committer tells the rest of the process about the events it wrote.
+struct Written {
+    /// Counts them ([`EventStore::appended_total`]).
+    events: Arc<AtomicU64>,
+    /// Marked changed after each commit that wrote some ([`EventStore::commits`]).
+    committed: Arc<watch::Sender<()>>,
+}
+
 /// Events written by these outcomes (replays and failures write none).
-fn written(results: &[Result<Appended, AppendError>]) -> u64 {
+fn events_written(results: &[Result<Appended, AppendError>]) -> u64 {
     results
         .iter()
         .filter_map(|r| r.as_ref().ok())

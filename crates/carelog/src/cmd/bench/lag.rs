@@ -115,7 +115,8 @@ impl Pipeline {
             pool.clone(),
             client.clone(),
             carelog_bus::RelayConfig::new(bus.clone()),
-        )?;
+        )?
+        .wake_on_commits(store.commits());
         let projector = carelog_projector::Projector::new(
             pool.clone(),
             store.clone(),
