@@ -31,9 +31,10 @@ pub struct LagArgs {
     /// Seconds of steady load (the first second is a warm-up, not counted).
     #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(2..=3600))]
     pub seconds: u64,
-    /// Writers of the steady load (each appends to its own stream on a fixed schedule).
-    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=1000))]
-    pub writers: u32,
+    /// Writers of the steady load, each appending to its own stream on a fixed schedule
+    /// (default: enough to keep to it, see `STEADY_TURN`).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=5000))]
+    pub writers: Option<u32>,
     /// Writers of the saturation run that measures the maximum append rate.
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub max_writers: u32,
@@ -253,6 +254,8 @@ struct LagReport {
     achieved: f64,
     counted: usize,
     late: usize,
+    /// Start of each append call − when it was due.
+    lateness: Percentiles,
     watcher_reads: usize,
     lag: Percentiles,
     append: Percentiles,
@@ -260,6 +263,23 @@ struct LagReport {
     relayed: Percentiles,
     /// Published → visible in audit_feed.
     projected: Percentiles,
+}
+
+/// How often each writer of the steady load gets a turn, by default: far longer than an
+/// append takes under load, so that writers start their appends when due. A writer
+/// whose previous append has not returned starts late, and then the load is no longer
+/// the one scheduled (fewer appends in flight than arrive, the lag of those that wait
+/// unmeasured).
+const STEADY_TURN: Duration = Duration::from_millis(100);
+
+/// The steady load's writers: as given, or enough for turns of [`STEADY_TURN`] at
+/// `rate` (at least 64).
+pub(super) fn steady_writers(given: Option<u32>, rate: f64) -> u32 {
+    given.unwrap_or_else(|| {
+        let needed = (rate * STEADY_TURN.as_secs_f64()).ceil();
+        // At most the flag's own limit.
+        (needed as u32).clamp(64, 5000)
+    })
 }
 
 /// When writer `writer` of `writers` must start its `n`-th append, for `rate` events/s
@@ -321,10 +341,11 @@ async fn lag_in(scratch: &Scratch, args: &LagArgs, prefix: &str) -> Result<LagRe
     checkpoint(&pool).await;
 
     // 3. Steady load at `rate`, watched.
+    let steady = steady_writers(args.writers, rate);
     let progress = Progress::start(&format!(
         "steady load: {rate:.0} events/s for {} s, {}",
         args.seconds,
-        writers_label(args.writers)
+        writers_label(steady)
     ));
     let stop_watch = Arc::new(AtomicBool::new(false));
     let watcher = tokio::spawn(watch_feed(
@@ -336,7 +357,7 @@ async fn lag_in(scratch: &Scratch, args: &LagArgs, prefix: &str) -> Result<LagRe
     let start = Instant::now() + Duration::from_millis(200);
     let length = Duration::from_secs(args.seconds);
     let failed = Arc::new(AtomicBool::new(false));
-    let writers: Vec<JoinHandle<Result<Vec<Sample>>>> = (0..args.writers)
+    let writers: Vec<JoinHandle<Result<Vec<Sample>>>> = (0..steady)
         .map(|w| {
             let (store, event_type, payload, failed) = (
                 store.clone(),
@@ -344,7 +365,7 @@ async fn lag_in(scratch: &Scratch, args: &LagArgs, prefix: &str) -> Result<LagRe
                 payload.clone(),
                 Arc::clone(&failed),
             );
-            let writers = args.writers;
+            let writers = steady;
             tokio::spawn(async move {
                 let stream = StreamId::new(StreamType::Patient, Uuid::now_v7());
                 let subject = SubjectId::of_stream(&stream);
@@ -438,7 +459,21 @@ async fn lag_in(scratch: &Scratch, args: &LagArgs, prefix: &str) -> Result<LagRe
         .iter()
         .filter(|s| s.started.saturating_duration_since(s.due) > Duration::from_millis(5))
         .count();
-    let window = length.saturating_sub(LAG_WARM_UP).as_secs_f64().max(1e-9);
+    let mut lateness: Vec<u64> = counted
+        .iter()
+        .map(|s| {
+            u64::try_from(s.started.saturating_duration_since(s.due).as_micros())
+                .unwrap_or(u64::MAX)
+        })
+        .collect();
+    // The rate the appends really started at (late writers stretch the window).
+    let window = match (
+        counted.iter().map(|s| s.started).min(),
+        counted.iter().map(|s| s.started).max(),
+    ) {
+        (Some(first), Some(last)) => last.duration_since(first).as_secs_f64().max(1e-9),
+        _ => 1e-9,
+    };
     progress.finish(&format!("{} appends counted", counted.len()));
     Ok(LagReport {
         machine,
@@ -447,11 +482,12 @@ async fn lag_in(scratch: &Scratch, args: &LagArgs, prefix: &str) -> Result<LagRe
         max_rate: max.per_second,
         rate,
         rate_given,
-        writers: args.writers,
+        writers: steady,
         seconds: args.seconds,
         achieved: counted.len() as f64 / window,
         counted: counted.len(),
         late,
+        lateness: Percentiles::of(&mut lateness),
         watcher_reads: timeline.seen.len(),
         lag: Percentiles::of(&mut lags),
         append: Percentiles::of(&mut appends),
@@ -465,9 +501,12 @@ fn command_line_lag(args: &LagArgs) -> String {
     let rate = args
         .rate
         .map_or_else(String::new, |r| format!(" --rate {r}"));
+    let writers = args
+        .writers
+        .map_or_else(String::new, |w| format!(" --writers {w}"));
     format!(
-        "carelog bench lag{rate} --seconds {} --writers {} --max-writers {} --max-seconds {} --payload-bytes {}",
-        args.seconds, args.writers, args.max_writers, args.max_seconds, args.payload_bytes
+        "carelog bench lag{rate}{writers} --seconds {} --max-writers {} --max-seconds {} --payload-bytes {}",
+        args.seconds, args.max_writers, args.max_seconds, args.payload_bytes
     )
 }
 
@@ -538,8 +577,9 @@ impl LagReport {
              event at a time with nothing else running, as `carelog bench append`). Steady \
              load: {rate:.0} events/s scheduled for {secs} s from {writers} writers (each its \
              own stream, one event per append, evenly spaced turns); {counted} appends \
-             counted after a {warm} s warm-up, {achieved:.0} events/s achieved, {late} \
-             started more than 5 ms late.\n\
+             counted after a {warm} s warm-up, started at {achieved:.0} events/s; {late} \
+             started more than 5 ms after they were due (lateness p50 {late50:.2} ms, p99 \
+             {late99:.2} ms, max {latemax:.2} ms).\n\
              - Pipeline: the real relay (LISTEN/NOTIFY wake-up, {idle} ms fallback poll) and \
              the audit_feed projector (durable pull consumer, default settings), in-process, \
              on a private NATS prefix, as `carelog serve` runs them.\n\
@@ -569,6 +609,9 @@ impl LagReport {
             warm = LAG_WARM_UP.as_secs(),
             achieved = self.achieved,
             late = self.late,
+            late50 = self.lateness.p50,
+            late99 = self.lateness.p99,
+            latemax = self.lateness.max,
             idle = carelog_bus::RelayConfig::new(
                 carelog_bus::BusConfig::new("x", 1).expect("a valid prefix")
             )

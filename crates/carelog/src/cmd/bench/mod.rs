@@ -1034,7 +1034,7 @@ impl Rng {
 #[cfg(test)]
 mod tests {
     use super::audit_search::AUDIT_SEARCH_MARKERS;
-    use super::lag::{due_offset, Timeline, LAG_MARKERS};
+    use super::lag::{due_offset, steady_writers, Timeline, LAG_MARKERS};
     use super::reads::READS_MARKERS;
     use super::rebuild::REBUILD_MARKERS;
     use super::*;
@@ -1077,6 +1077,16 @@ mod tests {
         assert_eq!(due_offset(0, 0, 4, 1_000.0), Duration::ZERO);
         assert_eq!(due_offset(0, 1, 4, 1_000.0), Duration::from_millis(1));
         assert_eq!(due_offset(2, 1, 4, 1_000.0), Duration::from_millis(9));
+    }
+
+    #[test]
+    fn the_steady_load_has_enough_writers_to_keep_to_its_schedule() {
+        // A turn every 100 ms: 15,000/s needs 1,500 writers; never fewer than 64; as given.
+        assert_eq!(steady_writers(None, 15_000.0), 1_500);
+        assert_eq!(steady_writers(None, 12_345.0), 1_235);
+        assert_eq!(steady_writers(None, 100.0), 64);
+        assert_eq!(steady_writers(None, 1e9), 5000);
+        assert_eq!(steady_writers(Some(8), 15_000.0), 8);
     }
 
     #[test]
