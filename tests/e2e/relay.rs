@@ -196,6 +196,51 @@ async fn append_some(store: &EventStore, n: usize, marker: &str) {
     }
 }
 
+/// Starts the audit_feed projector on its own NATS connection.
+async fn spawn_audit_projector(
+    db: &TestDb,
+    store: &EventStore,
+    nats_url: &str,
+    prefix: &str,
+) -> tokio::task::JoinHandle<()> {
+    let projector = carelog_projector::Projector::new(
+        db.pool.clone(),
+        store.clone(),
+        carelog_bus::connect(nats_url).await.unwrap(),
+        BusConfig::new(prefix, 1).unwrap(),
+        Box::new(carelog_projector::AuditFeed),
+        carelog_projector::ProjectorConfig::default(),
+    )
+    .unwrap();
+    tokio::spawn(projector.run(std::future::pending::<()>()))
+}
+
+/// Waits until the audit_feed projection's checkpoint is the log's head.
+async fn wait_projected(db: &TestDb) {
+    let last = log(db).await.last().unwrap().position;
+    eventually(
+        Duration::from_secs(60),
+        "the read model at the head",
+        || async {
+            carelog_store::projector::checkpoint(&db.pool, "audit_feed")
+                .await
+                .is_ok_and(|p| p == last)
+        },
+    )
+    .await;
+}
+
+/// audit_feed holds every event of the log exactly once, in position order.
+async fn assert_audit_feed_is_the_log(db: &TestDb) {
+    let projected: Vec<Uuid> =
+        sqlx::query_scalar("SELECT event_id FROM audit_feed ORDER BY position")
+            .fetch_all(&db.pool)
+            .await
+            .unwrap();
+    let logged: Vec<Uuid> = log(db).await.iter().map(|e| e.header.event_id.0).collect();
+    assert_eq!(projected, logged, "each event in the read model once");
+}
+
 fn unique_prefix() -> String {
     format!("r{}_", Uuid::now_v7().simple())
 }
@@ -210,16 +255,7 @@ async fn nats_stopped_commands_succeed_and_every_event_reaches_the_stream_and_th
     let marker = format!("PLAINTEXT-{}", Uuid::now_v7().simple());
     let (relay, status) = spawn_relay(&db, &url, &prefix).await;
     // A projector on the same NATS: it must ride out the outage too.
-    let projector = carelog_projector::Projector::new(
-        db.pool.clone(),
-        store.clone(),
-        carelog_bus::connect(&url).await.unwrap(),
-        BusConfig::new(&prefix, 1).unwrap(),
-        Box::new(carelog_projector::AuditFeed),
-        carelog_projector::ProjectorConfig::default(),
-    )
-    .unwrap();
-    let projector = tokio::spawn(projector.run(std::future::pending::<()>()));
+    let projector = spawn_audit_projector(&db, &store, &url, &prefix).await;
 
     append_some(&store, 5, &marker).await;
     wait_all_relayed(&db, &url, &prefix).await;
@@ -261,24 +297,8 @@ async fn nats_stopped_commands_succeed_and_every_event_reaches_the_stream_and_th
         0
     );
     // Every event reached the read model too, exactly once.
-    eventually(
-        Duration::from_secs(60),
-        "the read model at the head",
-        || async {
-            carelog_store::projector::checkpoint(&db.pool, "audit_feed")
-                .await
-                .unwrap()
-                == last
-        },
-    )
-    .await;
-    let projected: Vec<Uuid> =
-        sqlx::query_scalar("SELECT event_id FROM audit_feed ORDER BY position")
-            .fetch_all(&db.pool)
-            .await
-            .unwrap();
-    let logged: Vec<Uuid> = log(&db).await.iter().map(|e| e.header.event_id.0).collect();
-    assert_eq!(projected, logged);
+    wait_projected(&db).await;
+    assert_audit_feed_is_the_log(&db).await;
     projector.abort();
     relay.abort();
 }
@@ -308,31 +328,12 @@ async fn every_worker_rides_out_postgres_dropping_its_sessions() {
     let prefix = nats.prefix.clone();
     let marker = format!("PLAINTEXT-{}", Uuid::now_v7().simple());
     let (relay, status) = spawn_relay(&db, &nats.url, &prefix).await;
-    let projector = carelog_projector::Projector::new(
-        db.pool.clone(),
-        store.clone(),
-        carelog_bus::connect(&nats.url).await.unwrap(),
-        BusConfig::new(&prefix, 1).unwrap(),
-        Box::new(carelog_projector::AuditFeed),
-        carelog_projector::ProjectorConfig::default(),
-    )
-    .unwrap();
-    let projector = tokio::spawn(projector.run(std::future::pending::<()>()));
+    let projector = spawn_audit_projector(&db, &store, &nats.url, &prefix).await;
 
     for round in 0..3 {
         append_some(&store, 5, &marker).await;
         wait_all_relayed(&db, &nats.url, &prefix).await;
-        let last = log(&db).await.last().unwrap().position;
-        eventually(
-            Duration::from_secs(30),
-            "the read model at the head",
-            || async {
-                carelog_store::projector::checkpoint(&db.pool, "audit_feed")
-                    .await
-                    .is_ok_and(|p| p == last)
-            },
-        )
-        .await;
+        wait_projected(&db).await;
         if round < 2 {
             let dropped = terminate_sessions(&db).await;
             assert!(
@@ -354,13 +355,7 @@ async fn every_worker_rides_out_postgres_dropping_its_sessions() {
         },
     )
     .await;
-    let projected: Vec<Uuid> =
-        sqlx::query_scalar("SELECT event_id FROM audit_feed ORDER BY position")
-            .fetch_all(&db.pool)
-            .await
-            .unwrap();
-    let logged: Vec<Uuid> = log(&db).await.iter().map(|e| e.header.event_id.0).collect();
-    assert_eq!(projected, logged, "each event in the read model once");
+    assert_audit_feed_is_the_log(&db).await;
     projector.abort();
     relay.abort();
 }
