@@ -442,11 +442,13 @@ async fn lag_in(scratch: &Scratch, args: &LagArgs, prefix: &str) -> Result<LagRe
     let mut appends = Vec::with_capacity(counted.len());
     let mut relayed = Vec::with_capacity(counted.len());
     let mut projected = Vec::with_capacity(counted.len());
+    let mut lateness = Vec::with_capacity(counted.len());
+    let us = |d: Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
     for s in &counted {
         let seen = timeline
             .visible_at(s.position)
             .ok_or_else(|| anyhow!("position {} was never seen in audit_feed", s.position))?;
-        let us = |d: Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+        lateness.push(us(s.started.saturating_duration_since(s.due)));
         lags.push(us(seen.saturating_duration_since(s.started)));
         appends.push(us(s.ended.saturating_duration_since(s.started)));
         // The relay's acknowledgements are sampled at the same ticks; a position the watcher saw
@@ -455,17 +457,10 @@ async fn lag_in(scratch: &Scratch, args: &LagArgs, prefix: &str) -> Result<LagRe
         relayed.push(us(out.saturating_duration_since(s.started)));
         projected.push(us(seen.saturating_duration_since(out)));
     }
-    let late = counted
+    let late = lateness
         .iter()
-        .filter(|s| s.started.saturating_duration_since(s.due) > Duration::from_millis(5))
+        .filter(|&&l| l > us(Duration::from_millis(5)))
         .count();
-    let mut lateness: Vec<u64> = counted
-        .iter()
-        .map(|s| {
-            u64::try_from(s.started.saturating_duration_since(s.due).as_micros())
-                .unwrap_or(u64::MAX)
-        })
-        .collect();
     // The rate the appends really started at (late writers stretch the window).
     let window = match (
         counted.iter().map(|s| s.started).min(),
