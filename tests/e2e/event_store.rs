@@ -438,3 +438,204 @@ async fn every_committed_insert_wakes_the_listener_and_a_rolled_back_one_does_no
     assert!(woken(Duration::from_secs(5)).await, "a raw insert");
     forward.abort();
 }
+
+/// The versions of `stream` in the log, in order.
+async fn versions(db: &TestDb, stream: StreamId) -> Vec<i64> {
+    sqlx::query_scalar("SELECT version FROM events WHERE stream_id = $1 ORDER BY version")
+        .bind(stream.to_string())
+        .fetch_all(&db.pool)
+        .await
+        .unwrap()
+}
+
+/// The committers remember the heads they wrote, so a later batch of the same streams
+/// reads none. Another node appending to the stream makes that head stale: an `Any`
+/// append on it breaks the `(stream_id, version)` key and is retried on the head read
+/// from the log; an exact expectation other than the remembered version reads the head
+/// first. Neither is a spurious conflict, and the chain holds.
+#[tokio::test]
+async fn a_head_another_node_moved_on_is_read_again_and_the_chain_holds() {
+    let db = TestDb::new().await;
+    let keyring = support::keyring();
+    let (a, b) = (
+        support::store(&db, keyring.clone()),
+        support::store(&db, keyring),
+    );
+    let s = patient_stream();
+    start(&a, s).await;
+    let on_a = |expected| one(s, expected, event(&s, "A", json!({})));
+    assert_eq!(
+        a.append(on_a(Expected::Exact(StreamVersion(1))))
+            .await
+            .unwrap()
+            .version,
+        StreamVersion(2)
+    );
+    // Node b moves the stream on; node a still remembers version 2.
+    b.append(one(
+        s,
+        Expected::Exact(StreamVersion(2)),
+        event(&s, "B", json!({})),
+    ))
+    .await
+    .unwrap();
+    let any = a.append(on_a(Expected::Any)).await.unwrap();
+    assert_eq!(any.version, StreamVersion(4));
+    b.append(one(
+        s,
+        Expected::Exact(StreamVersion(4)),
+        event(&s, "B", json!({})),
+    ))
+    .await
+    .unwrap();
+    let exact = a.append(on_a(Expected::Exact(StreamVersion(5)))).await;
+    assert_eq!(exact.unwrap().version, StreamVersion(6));
+    // A stale expectation is still a conflict.
+    match a.append(on_a(Expected::Exact(StreamVersion(5)))).await {
+        Err(AppendError::Conflict { actual, .. }) => assert_eq!(actual, StreamVersion(6)),
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+    assert_eq!(versions(&db, s).await, (1..=6).collect::<Vec<_>>());
+    let report = carelog_store::verify::verify_chain(&db.pool, None)
+        .await
+        .unwrap();
+    assert!(report.ok, "{report:?}");
+}
+
+/// A remembered head the log no longer has (the database lost a committed transaction:
+/// a failover to a standby that had not received it, a restore) must not leave a gap:
+/// the insert refuses a row whose predecessor is not in the log (migration 0013), and the
+/// append is retried on the head read from the log.
+#[tokio::test]
+async fn a_remembered_head_the_log_lost_is_refused_by_the_link_check_and_retried() {
+    let db = TestDb::new().await;
+    let store = support::store(&db, support::keyring());
+    let s = patient_stream();
+    start(&store, s).await;
+    for v in 1..3 {
+        store
+            .append(one(
+                s,
+                Expected::Exact(StreamVersion(v)),
+                event(&s, "A", json!({})),
+            ))
+            .await
+            .unwrap();
+    }
+    // The log loses version 3, which the committer wrote and remembers.
+    let mut admin = db.admin().await;
+    admin
+        .execute("SET session_replication_role = replica")
+        .await
+        .unwrap();
+    sqlx::query("DELETE FROM events WHERE stream_id = $1 AND version = 3")
+        .bind(s.to_string())
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    admin.close().await.unwrap();
+
+    let appended = store
+        .append(one(s, Expected::Any, event(&s, "A", json!({}))))
+        .await
+        .unwrap();
+    assert_eq!(
+        appended.version,
+        StreamVersion(3),
+        "written on the log's head"
+    );
+    assert_eq!(versions(&db, s).await, vec![1, 2, 3]);
+    let report = carelog_store::verify::verify_chain(&db.pool, None)
+        .await
+        .unwrap();
+    assert!(report.ok, "{report:?}");
+}
+
+/// One row for `insert_events.sql`: stream, version, prev_hash, hash.
+type Row = (StreamId, i64, Vec<u8>, Vec<u8>);
+
+/// Runs `insert_events.sql` on `rows` in a transaction it rolls back.
+async fn insert_rolled_back(db: &TestDb, rows: &[Row]) -> Result<usize, sqlx::Error> {
+    let n = rows.len();
+    let streams: Vec<String> = rows.iter().map(|r| r.0.to_string()).collect();
+    let mut tx = db.pool.begin().await.unwrap();
+    let result = sqlx::query(include_str!("../../crates/store/sql/insert_events.sql"))
+        .bind((0..n).map(|_| uuid::Uuid::now_v7()).collect::<Vec<_>>())
+        .bind(&streams)
+        .bind(
+            rows.iter()
+                .map(|r| r.0.stream_type().to_string())
+                .collect::<Vec<_>>(),
+        )
+        .bind(rows.iter().map(|r| r.1).collect::<Vec<_>>())
+        .bind(vec!["A".to_string(); n])
+        .bind(vec![1i16; n])
+        .bind(&streams)
+        .bind((0..n).map(|_| uuid::Uuid::now_v7()).collect::<Vec<_>>())
+        .bind(vec![vec![1u8; 40]; n])
+        .bind(vec![json!({}); n])
+        .bind(vec![chrono::Utc::now(); n])
+        .bind(rows.iter().map(|r| r.2.clone()).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.3.clone()).collect::<Vec<_>>())
+        .fetch_all(&mut *tx)
+        .await
+        .map(|r| r.len());
+    tx.rollback().await.unwrap();
+    result
+}
+
+/// The insert refuses, as a whole, a batch with a row that skips a version or names
+/// another predecessor than the one before it (stored, or earlier in the batch),
+/// whoever sends it.
+#[tokio::test]
+async fn the_insert_refuses_a_row_that_does_not_link_to_its_streams_head() {
+    let db = TestDb::new().await;
+    let store = support::store(&db, support::keyring());
+    let (s, fresh) = (patient_stream(), patient_stream());
+    start(&store, s).await;
+    let head: Vec<u8> = sqlx::query_scalar("SELECT hash FROM events WHERE stream_id = $1")
+        .bind(s.to_string())
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    let (genesis, h2, h3) = (vec![0u8; 32], vec![2u8; 32], vec![3u8; 32]);
+    let linked: [&[Row]; 2] = [
+        &[(s, 2, head.clone(), h2.clone())],
+        &[
+            (fresh, 1, genesis.clone(), h2.clone()),
+            (s, 2, head.clone(), h2.clone()),
+            (fresh, 2, h2.clone(), h3.clone()),
+            (s, 3, h2.clone(), h3.clone()),
+        ],
+    ];
+    for rows in linked {
+        assert_eq!(insert_rolled_back(&db, rows).await.unwrap(), rows.len());
+    }
+    let unlinked: [&[Row]; 5] = [
+        // Skips version 2.
+        &[(s, 3, head.clone(), h3.clone())],
+        // Names another predecessor.
+        &[(s, 2, vec![7u8; 32], h2.clone())],
+        // A first event off the genesis hash.
+        &[(fresh, 1, h2.clone(), h3.clone())],
+        // Skips a version inside the batch.
+        &[
+            (s, 2, head.clone(), h2.clone()),
+            (s, 4, h2.clone(), h3.clone()),
+        ],
+        // Names another predecessor inside the batch.
+        &[
+            (s, 2, head.clone(), h2.clone()),
+            (s, 3, head.clone(), h3.clone()),
+        ],
+    ];
+    for rows in unlinked {
+        let err = insert_rolled_back(&db, rows).await.expect_err("refused");
+        assert!(
+            err.to_string()
+                .contains("of the appended batch does not follow its stream's head"),
+            "{rows:?}: {err}"
+        );
+    }
+    assert_eq!(count_events(&db).await, 1);
+}

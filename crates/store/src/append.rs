@@ -14,8 +14,12 @@
 //!    associated data = event id ‖ stream ‖ version ‖ type, chain the hashes;
 //! 4. insert every row of the batch in one statement; commit; answer each caller.
 //!
-//! A batch of new streams only (access events) reads no head, so it is the insert alone,
-//! committing by itself: the `events` statement trigger takes the lock first.
+//! A batch whose heads are all known without reading the log — streams every append
+//! expects to be new (access events), and streams the committers wrote before and
+//! remember ([`heads`]) — skips steps 1 and 2 and is the insert alone, committing by
+//! itself: the `events` statement trigger takes the lock first, and the insert refuses
+//! a row that does not link to its stream's head (migration 0013), so a remembered head
+//! the log has moved past costs a retry, never a broken chain.
 //!
 //! One fsync then serves many appends, which is what lets sealed, chained, serialised
 //! appends keep up with plain single-row inserts. If the batch fails as a whole (a
@@ -30,7 +34,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use carelog_crypto::{chain_hash, ChainHash, Dek, GENESIS};
+use carelog_crypto::{chain_hash, ChainHash, Dek};
 use carelog_domain::{
     EventHeader, EventId, EventType, KeyId, Metadata, NewEvent, Position, SchemaVersion, StreamId,
     StreamVersion, SubjectId,
@@ -46,6 +50,10 @@ use crate::error::{AppendError, StoreError};
 use crate::keys::{KeyStore, SubjectKey};
 use crate::read::{self, StoredEvent};
 use crate::vault::{Opened, Vault};
+
+mod heads;
+
+use heads::{Head, KnownHeads};
 
 /// The most events one append may carry.
 pub const MAX_EVENTS_PER_APPEND: usize = 1_000;
@@ -162,6 +170,9 @@ pub struct EventStore {
     appended: Arc<AtomicU64>,
     /// Marked changed after each group commit that wrote events ([`EventStore::commits`]).
     committed: Arc<watch::Sender<()>>,
+    /// Heads the committers wrote, forgotten for streams appended to in a caller's
+    /// transaction.
+    heads: Arc<KnownHeads>,
 }
 
 impl EventStore {
@@ -171,6 +182,7 @@ impl EventStore {
         let rx = Arc::new(Mutex::new(rx));
         let appended = Arc::new(AtomicU64::new(0));
         let committed = Arc::new(watch::Sender::new(()));
+        let heads = Arc::new(KnownHeads::default());
         let committers = cfg.committers.max(1);
         // The committers' own connections, beside `pool`: a group commit never queues for a
         // connection behind the requests it is about to answer (under load, readers hold
@@ -183,6 +195,7 @@ impl EventStore {
                 ),
                 Arc::clone(&rx),
                 cfg.max_batch_events,
+                Arc::clone(&heads),
                 Written {
                     events: Arc::clone(&appended),
                     committed: Arc::clone(&committed),
@@ -195,6 +208,7 @@ impl EventStore {
             jobs,
             appended,
             committed,
+            heads,
         }
     }
 
@@ -247,7 +261,9 @@ impl EventStore {
         req: AppendRequest,
     ) -> Result<Appended, AppendError> {
         let pending = self.prepare(req, Some(&mut *tx)).await?;
-        let mut results = write_pending(tx, &[&pending], true).await?;
+        // Whether or not the caller commits, a committer's head of this stream is stale.
+        self.heads.forget([&pending.stream]);
+        let mut results = write_pending(tx, &[&pending], true).await?.results;
         let result = results.pop().expect("one result per append");
         self.appended.fetch_add(
             events_written(std::slice::from_ref(&result)),
@@ -351,6 +367,7 @@ async fn run_committer(
     mut conn: OwnConnection,
     rx: Arc<Mutex<mpsc::Receiver<Job>>>,
     max_events: usize,
+    known: Arc<KnownHeads>,
     written: Written,
 ) {
     loop {
@@ -362,10 +379,15 @@ async fn run_committer(
             }
         };
         let mut batch = vec![first];
-        match write_batch(&mut conn, &rx, &mut batch, max_events).await {
-            Ok(results) => answer(&written, batch, results),
+        match write_batch(&mut conn, &rx, &mut batch, max_events, &known).await {
+            Ok(outcome) => {
+                known.remember(outcome.heads);
+                answer(&written, batch, outcome.results);
+            }
             Err(e) => {
                 conn.after_error(&e);
+                // It may have committed or not; and a wrong head may be why it failed.
+                known.forget(batch.iter().map(|j| &j.pending.stream));
                 retry_alone(&mut conn, batch, e, &written).await;
             }
         }
@@ -418,48 +440,42 @@ impl OwnConnection {
     }
 }
 
-/// Writes `batch` in one transaction, topped up with every append queued by then.
+/// Writes `batch`, topped up with every append queued by then, in one transaction.
 ///
-/// A batch of new streams only (every append `Expected::Exact(EMPTY)`: access events)
-/// needs no stream head, so it is one statement in a transaction of its own: the insert,
-/// which takes the log lock itself before it allocates a position and notifies the
-/// relays (the `events` statement trigger, migrations 0010 and 0012), then commits. One
-/// round trip, where a batch that must read heads takes four (lock, heads, insert,
-/// commit): under load every round trip waits for a busy CPU, and the commit's length is
-/// what the next batch's callers wait for.
+/// A batch whose every head is known without reading the log ([`KnownHeads::for_batch`]:
+/// new streams, and streams the committers remember) is one statement in a transaction
+/// of its own: the insert, which takes the log lock itself before it allocates a
+/// position and notifies the relays (the `events` statement trigger, migrations 0010 and
+/// 0012), checks that every row links to its stream's head (migration 0013), and
+/// commits. One round trip, where a batch that must read heads takes four (begin and
+/// lock, heads, insert, commit): under load every round trip waits for a busy CPU, and
+/// the commit's length is what the next batch's callers wait for.
 ///
-/// Otherwise the batch is topped up once the log lock is held — the lock is held through
-/// each commit's fsync, so the appends that queued during the previous commit all share
-/// this one.
+/// Otherwise the batch is topped up again once the log lock is held — the lock is held
+/// through each commit's fsync, so the appends that queued meanwhile share this one.
 async fn write_batch(
     own: &mut OwnConnection,
     rx: &Mutex<mpsc::Receiver<Job>>,
     batch: &mut Vec<Job>,
     max_events: usize,
-) -> Result<Vec<Result<Appended, AppendError>>, sqlx::Error> {
+    known: &KnownHeads,
+) -> Result<Outcome, sqlx::Error> {
     let conn = own.get().await?;
-    if only_new_streams(batch) {
-        top_up(rx, batch, max_events).await;
-        if only_new_streams(batch) {
-            return write_locked(conn, &pending_of(batch), false).await;
-        }
+    top_up(rx, batch, max_events).await;
+    if let Some(heads) = known.for_batch(&pending_of(batch)) {
+        return write_locked(conn, &pending_of(batch), heads, false).await;
     }
     let mut tx = conn.begin_with(BEGIN_AND_LOCK_LOG).await?;
     top_up(rx, batch, max_events).await;
-    let results = write_locked(&mut tx, &pending_of(batch), false).await?;
+    let pending = pending_of(batch);
+    let heads = stream_heads(&mut tx, &pending, false).await?;
+    let outcome = write_locked(&mut tx, &pending, heads, false).await?;
     tx.commit().await?;
-    Ok(results)
+    Ok(outcome)
 }
 
 fn pending_of(batch: &[Job]) -> Vec<&Pending> {
     batch.iter().map(|j| &j.pending).collect()
-}
-
-/// Whether every append of `batch` starts a new stream.
-fn only_new_streams(batch: &[Job]) -> bool {
-    batch
-        .iter()
-        .all(|j| j.pending.expected == Expected::Exact(StreamVersion::EMPTY))
 }
 
 /// Adds the appends queued now to `batch`, up to `max_events` events.
@@ -490,7 +506,7 @@ async fn retry_alone(
     for job in batch {
         let result = async {
             let mut tx = own.get().await?.begin().await?;
-            let mut r = write_pending(&mut tx, &[&job.pending], true).await?;
+            let mut r = write_pending(&mut tx, &[&job.pending], true).await?.results;
             tx.commit().await?;
             Ok::<_, sqlx::Error>(r.pop().expect("one result per append"))
         }
@@ -535,13 +551,6 @@ fn events_written(results: &[Result<Appended, AppendError>]) -> u64 {
         .filter(|a| !a.replayed)
         .map(|a| a.positions.len() as u64)
         .sum()
-}
-
-/// A stream's head inside the batch being built.
-#[derive(Clone, Copy)]
-struct Head {
-    version: StreamVersion,
-    hash: ChainHash,
 }
 
 /// Rows of one batch, column by column, for `insert_events.sql`.
@@ -604,26 +613,37 @@ async fn lock_log(tx: &mut PgConnection) -> Result<(), sqlx::Error> {
     Ok(())
 }
 
-/// Writes appends inside an open transaction: log lock, then [`write_locked`].
+/// Writes appends inside an open transaction: log lock, heads of every stream, then
+/// [`write_locked`].
 async fn write_pending(
     tx: &mut PgConnection,
     batch: &[&Pending],
     check_ids_first: bool,
-) -> Result<Vec<Result<Appended, AppendError>>, sqlx::Error> {
+) -> Result<Outcome, sqlx::Error> {
     lock_log(tx).await?;
-    write_locked(tx, batch, check_ids_first).await
+    let heads = stream_heads(tx, batch, check_ids_first).await?;
+    write_locked(tx, batch, heads, check_ids_first).await
 }
 
-/// With the log lock held (or, for a batch of new streams on a connection outside a
-/// transaction, taken by the insert itself): heads, per-append decision, one insert.
-/// Per-append outcomes (conflicts, replays) are in the returned vector; an `Err` means
-/// the transaction as a whole failed (and must be rolled back: nothing was written).
+/// What a written batch answers, and the heads it left.
+struct Outcome {
+    /// Per append, in batch order: written, replayed, or refused alone (a conflict).
+    results: Vec<Result<Appended, AppendError>>,
+    /// The head of each stream the batch wrote to, once it is committed.
+    heads: Vec<(StreamId, Head)>,
+}
+
+/// With the log lock held (or, on a connection outside a transaction, taken by the insert
+/// itself), on `heads` (a stream absent from it is empty): per-append decision, one
+/// insert. Per-append outcomes (conflicts, replays) are in the returned results; an `Err`
+/// means the batch as a whole failed (and a transaction must be rolled back: nothing was
+/// written).
 async fn write_locked(
     tx: &mut PgConnection,
     batch: &[&Pending],
+    mut heads: HashMap<StreamId, Head>,
     check_ids_first: bool,
-) -> Result<Vec<Result<Appended, AppendError>>, sqlx::Error> {
-    let mut heads = stream_heads(tx, batch, check_ids_first).await?;
+) -> Result<Outcome, sqlx::Error> {
     // Truncated to microseconds: what PostgreSQL stores is what was hashed.
     let now =
         DateTime::from_timestamp_micros(Utc::now().timestamp_micros()).expect("now is in range");
@@ -631,10 +651,7 @@ async fn write_locked(
     let mut cols = Columns::default();
     let mut plans = Vec::with_capacity(batch.len());
     for job in batch {
-        let head = heads.get(&job.stream).copied().unwrap_or(Head {
-            version: StreamVersion::EMPTY,
-            hash: GENESIS,
-        });
+        let head = heads.get(&job.stream).copied().unwrap_or(Head::EMPTY);
         let stale = matches!(job.expected, Expected::Exact(v) if v != head.version);
         if stale || check_ids_first {
             if let Some(done) = replay_or_conflict(tx, job, head, stale).await? {
@@ -652,7 +669,17 @@ async fn write_locked(
     }
 
     let positions = insert(tx, cols).await?;
-    Ok(plans
+    let mut written: Vec<StreamId> = plans
+        .iter()
+        .filter_map(|plan| match plan {
+            Planned::Write { stream, .. } => Some(*stream),
+            Planned::Done(_) => None,
+        })
+        .collect();
+    written.sort_unstable();
+    written.dedup();
+    let heads = written.into_iter().map(|s| (s, heads[&s])).collect();
+    let results = plans
         .into_iter()
         .map(|plan| match plan {
             Planned::Done(result) => result,
@@ -667,7 +694,8 @@ async fn write_locked(
                 replayed: false,
             }),
         })
-        .collect())
+        .collect();
+    Ok(Outcome { results, heads })
 }
 
 /// The heads of the batch's streams. A stream that every append of the batch expects to
