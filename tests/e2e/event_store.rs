@@ -14,6 +14,14 @@ async fn count_events(db: &TestDb) -> i64 {
         .unwrap()
 }
 
+/// Every stream's hash chain recomputes from its events.
+async fn assert_chain_holds(db: &TestDb) {
+    let report = carelog_store::verify::verify_chain(&db.pool, None)
+        .await
+        .unwrap();
+    assert!(report.ok, "{report:?}");
+}
+
 /// Starts `stream` with one event `A` (appended as a new stream).
 async fn start(store: &EventStore, stream: StreamId) {
     store
@@ -254,10 +262,7 @@ async fn a_new_stream_that_exists_is_a_conflict_even_among_new_streams_in_a_batc
         assert_eq!(stored[0].prev_hash, carelog_crypto::GENESIS);
     }
     assert_eq!(count_events(&db).await, 31);
-    let report = carelog_store::verify::verify_chain(&db.pool, None)
-        .await
-        .unwrap();
-    assert!(report.ok, "{report:?}");
+    assert_chain_holds(&db).await;
 }
 
 #[tokio::test]
@@ -496,10 +501,7 @@ async fn a_head_another_node_moved_on_is_read_again_and_the_chain_holds() {
         other => panic!("expected a conflict, got {other:?}"),
     }
     assert_eq!(versions(&db, s).await, (1..=6).collect::<Vec<_>>());
-    let report = carelog_store::verify::verify_chain(&db.pool, None)
-        .await
-        .unwrap();
-    assert!(report.ok, "{report:?}");
+    assert_chain_holds(&db).await;
 }
 
 /// A remembered head the log no longer has (the database lost a committed transaction:
@@ -545,10 +547,7 @@ async fn a_remembered_head_the_log_lost_is_refused_by_the_link_check_and_retried
         "written on the log's head"
     );
     assert_eq!(versions(&db, s).await, vec![1, 2, 3]);
-    let report = carelog_store::verify::verify_chain(&db.pool, None)
-        .await
-        .unwrap();
-    assert!(report.ok, "{report:?}");
+    assert_chain_holds(&db).await;
 }
 
 /// One row for `insert_events.sql`: stream, version, prev_hash, hash.

@@ -131,6 +131,11 @@ mod tests {
         }
     }
 
+    /// [`KnownHeads::for_batch`] of `batch`.
+    fn decide(known: &KnownHeads, batch: &[Pending]) -> Option<HashMap<StreamId, Head>> {
+        known.for_batch(&batch.iter().collect::<Vec<_>>())
+    }
+
     fn head(version: i64, byte: u8) -> Head {
         Head {
             version: StreamVersion(version),
@@ -147,14 +152,11 @@ mod tests {
             append(new, Expected::Exact(StreamVersion::EMPTY), 1),
             append(old, Expected::Exact(StreamVersion(3)), 1),
         ];
-        let heads = known.for_batch(&batch.iter().collect::<Vec<_>>()).unwrap();
+        let heads = decide(&known, &batch).unwrap();
         assert_eq!(heads[&new], Head::EMPTY);
         assert_eq!(heads[&old], head(3, 3));
         let any = [append(old, Expected::Any, 1)];
-        assert_eq!(
-            known.for_batch(&any.iter().collect::<Vec<_>>()).unwrap()[&old],
-            head(3, 3)
-        );
+        assert_eq!(decide(&known, &any).unwrap()[&old], head(3, 3));
     }
 
     #[test]
@@ -168,7 +170,7 @@ mod tests {
             vec![append(old, Expected::Exact(StreamVersion(4)), 1)],
             vec![append(old, Expected::Exact(StreamVersion::EMPTY), 1)],
         ] {
-            assert!(known.for_batch(&batch.iter().collect::<Vec<_>>()).is_none());
+            assert!(decide(&known, &batch).is_none());
         }
     }
 
@@ -184,14 +186,14 @@ mod tests {
             append(old, Expected::Any, 1),
             append(old, Expected::Exact(StreamVersion(7)), 1),
         ];
-        let heads = known.for_batch(&batch.iter().collect::<Vec<_>>()).unwrap();
+        let heads = decide(&known, &batch).unwrap();
         assert_eq!((heads[&new], heads[&old]), (Head::EMPTY, head(3, 3)));
         // Three events on version 3 leave the stream at 6, not 5.
         let off = [
             append(old, Expected::Exact(StreamVersion(3)), 3),
             append(old, Expected::Exact(StreamVersion(5)), 1),
         ];
-        assert!(known.for_batch(&off.iter().collect::<Vec<_>>()).is_none());
+        assert!(decide(&known, &off).is_none());
     }
 
     #[test]
@@ -201,7 +203,7 @@ mod tests {
         known.remember([(old, head(3, 3))]);
         known.forget([&old]);
         let batch = [append(old, Expected::Exact(StreamVersion(3)), 1)];
-        assert!(known.for_batch(&batch.iter().collect::<Vec<_>>()).is_none());
+        assert!(decide(&known, &batch).is_none());
     }
 
     #[test]
