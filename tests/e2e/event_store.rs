@@ -370,7 +370,7 @@ async fn the_event_table_refuses_update_delete_and_truncate_for_its_owner_and_su
 /// and a rolled-back one does not.
 #[tokio::test]
 async fn every_committed_insert_wakes_the_listener_and_a_rolled_back_one_does_not() {
-    use carelog_store::append::AppendedListener;
+    use carelog_store::append::{AppendedListener, Wake};
     use std::time::Duration;
 
     let db = TestDb::new().await;
@@ -379,7 +379,7 @@ async fn every_committed_insert_wakes_the_listener_and_a_rolled_back_one_does_no
     let mut listener = AppendedListener::connect(&db.pool).await.unwrap();
     let (tx, mut wakes) = tokio::sync::mpsc::unbounded_channel();
     let forward = tokio::spawn(async move {
-        while listener.wait().await.unwrap() {
+        while let Wake::Appended { .. } = listener.wait().await.unwrap() {
             if tx.send(()).is_err() {
                 break;
             }
@@ -637,4 +637,91 @@ async fn the_insert_refuses_a_row_that_does_not_link_to_its_streams_head() {
         );
     }
     assert_eq!(count_events(&db).await, 1);
+}
+
+/// What the committers hand a relay in the same process ([`EventStore::commits`]) is
+/// what the log holds: the same events at the same positions, byte for byte, whichever
+/// path each batch took (new streams, remembered heads, heads read under the lock,
+/// several events per append); a conflict hands nothing over; an append in a caller's
+/// transaction is in the log only, so the run handed over stops before it.
+#[tokio::test]
+async fn the_events_handed_to_the_relay_are_the_log_as_stored() {
+    let db = TestDb::new().await;
+    let store = support::store(&db, support::keyring());
+    let commits = store.commits();
+    let streams: Vec<StreamId> = (0..8).map(|_| patient_stream()).collect();
+    // Concurrent appends, so batches mix streams: new ones, then remembered ones (Exact
+    // and Any), each append of two events.
+    for round in 0..3i64 {
+        let appends = streams.iter().enumerate().map(|(i, s)| {
+            let (store, s) = (store.clone(), *s);
+            let expected = if i % 2 == 0 {
+                Expected::Exact(StreamVersion(round * 2))
+            } else {
+                Expected::Any
+            };
+            tokio::spawn(async move {
+                store
+                    .append(AppendRequest {
+                        stream: s,
+                        expected,
+                        events: vec![
+                            event(&s, "A", json!({"round": round})),
+                            event(&s, "B", json!({"i": i})),
+                        ],
+                    })
+                    .await
+            })
+        });
+        for r in futures::future::join_all(appends).await {
+            r.unwrap().unwrap();
+        }
+    }
+    // A stale expectation: refused, nothing handed over.
+    let stale = store
+        .append(one(
+            streams[0],
+            Expected::Exact(StreamVersion(1)),
+            event(&streams[0], "C", json!({})),
+        ))
+        .await;
+    assert!(matches!(stale, Err(AppendError::Conflict { .. })));
+    let handed = commits.events.take_after(Position(0), usize::MAX);
+    let log = carelog_store::read::all(&db.pool, Position(0), 1_000)
+        .await
+        .unwrap();
+    assert_eq!(log.len(), 48);
+    assert_same_events(&handed, &log);
+
+    // An append in a caller's transaction, then a group commit: the run stops before the
+    // former (it is not handed over), and the latter waits behind it.
+    let s = streams[1];
+    let mut tx = db.pool.begin().await.unwrap();
+    let in_tx = store
+        .append_in_tx(&mut tx, one(s, Expected::Any, event(&s, "T", json!({}))))
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    store
+        .append(one(s, Expected::Any, event(&s, "U", json!({}))))
+        .await
+        .unwrap();
+    let head = log.last().unwrap().position;
+    assert!(commits.events.take_after(head, 10).is_empty());
+    let after = carelog_store::read::all(&db.pool, head, 10).await.unwrap();
+    assert_eq!(after[0].position, in_tx.last_position());
+    let rest = commits.events.take_after(in_tx.last_position(), 10);
+    assert_same_events(&rest, &after[1..]);
+    assert_chain_holds(&db).await;
+}
+
+/// `got` and `want` are the same events, field by field, in the same order.
+fn assert_same_events(got: &[carelog_store::StoredEvent], want: &[carelog_store::StoredEvent]) {
+    assert_eq!(got.len(), want.len());
+    for (g, w) in got.iter().zip(want) {
+        assert_eq!(g.position, w.position);
+        assert_eq!(g.header, w.header);
+        assert_eq!(g.payload, w.payload);
+        assert_eq!((g.prev_hash, g.hash), (w.prev_hash, w.hash));
+    }
 }

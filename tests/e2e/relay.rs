@@ -397,6 +397,155 @@ async fn a_relay_woken_by_its_processs_commits_needs_no_notification_and_no_poll
     relay.abort();
 }
 
+/// The relay publishes its process's group commits from what the committers hand over,
+/// and reads the log for everything else: appends committed in a caller's transaction
+/// (never handed over) and a second store's appends (as another node's), which sit
+/// between the handed-over ones. No notification and no poll here: only the process's
+/// own commits wake the relay, so each time it finds a run that begins after a position
+/// it was not handed, and must read that one from the log rather than skip it. Then the
+/// same, with every kind of append racing. The stream must be exactly the log, in order.
+#[tokio::test]
+async fn a_relay_given_its_processs_commits_publishes_them_and_reads_the_rest_from_the_log() {
+    let db = TestDb::new().await;
+    let keyring = support::keyring();
+    let store = support::store(&db, keyring.clone());
+    let other_node = support::store(&db, keyring);
+    let nats = TestNats::new().await;
+    let client = carelog_bus::connect(&nats.url).await.unwrap();
+    let mut cfg = relay_config(&nats.prefix);
+    cfg.batch = 16;
+    cfg.listen = false;
+    cfg.idle_poll = Duration::from_secs(60);
+    let relay = Relay::new(db.pool.clone(), client, cfg)
+        .unwrap()
+        .wake_on_commits(store.commits());
+    let status = relay.status();
+    let relay = tokio::spawn(relay.run(std::future::pending::<()>()));
+    eventually(Duration::from_secs(10), "the relay active", || async {
+        status.is_active()
+    })
+    .await;
+    let marker = &format!("PLAINTEXT-{}", Uuid::now_v7().simple());
+    let append = |how: u32, store: EventStore, other_node: EventStore, pool: sqlx::PgPool| {
+        let marker = marker.clone();
+        async move {
+            let s = patient_stream();
+            let req = one(
+                s,
+                Expected::Any,
+                event(&s, "PatientRegistered", json!({"name": marker})),
+            );
+            match how {
+                0 => {
+                    let mut tx = pool.begin().await.unwrap();
+                    let a = store.append_in_tx(&mut tx, req).await.unwrap();
+                    tx.commit().await.unwrap();
+                    a
+                }
+                1 => other_node.append(req).await.unwrap(),
+                _ => store.append(req).await.unwrap(),
+            }
+        }
+    };
+    for how in [0, 1, 0, 1] {
+        append(how, store.clone(), other_node.clone(), db.pool.clone()).await;
+        let woken = append(2, store.clone(), other_node.clone(), db.pool.clone()).await;
+        eventually(
+            Duration::from_secs(5),
+            "the woken relay's events",
+            || async { status.acknowledged() >= woken.last_position() },
+        )
+        .await;
+    }
+    let racing: Vec<_> = (0..60u32)
+        .map(|i| {
+            tokio::spawn(append(
+                i % 3,
+                store.clone(),
+                other_node.clone(),
+                db.pool.clone(),
+            ))
+        })
+        .collect();
+    for r in racing {
+        r.await.unwrap();
+    }
+    let last = append(2, store.clone(), other_node.clone(), db.pool.clone()).await;
+    eventually(Duration::from_secs(10), "the last event", || async {
+        status.acknowledged() >= last.last_position()
+    })
+    .await;
+    assert_eq!(log(&db).await.len(), 69);
+    assert_stream_is_the_log(&db, &nats.url, &nats.prefix, marker).await;
+    let handed = status.handed_over();
+    assert!(
+        (5..69).contains(&handed),
+        "the process's own events handed over, the others read: {handed}"
+    );
+    relay.abort();
+}
+
+/// With notifications on, a relay handed its process's commits skips the notifications
+/// of its process's committers (they wake it themselves), so it never reads their events
+/// back, and still wakes at once for another node's appends and for appends committed in
+/// a caller's transaction (no poll here).
+#[tokio::test]
+async fn a_relay_skips_its_committers_notifications_and_follows_everyone_elses() {
+    let db = TestDb::new().await;
+    let keyring = support::keyring();
+    let store = support::store(&db, keyring.clone());
+    let other_node = support::store(&db, keyring);
+    let nats = TestNats::new().await;
+    let client = carelog_bus::connect(&nats.url).await.unwrap();
+    let mut cfg = relay_config(&nats.prefix);
+    cfg.idle_poll = Duration::from_secs(60);
+    let relay = Relay::new(db.pool.clone(), client, cfg)
+        .unwrap()
+        .wake_on_commits(store.commits());
+    let status = relay.status();
+    let relay = tokio::spawn(relay.run(std::future::pending::<()>()));
+    eventually(Duration::from_secs(10), "the relay active", || async {
+        status.is_active()
+    })
+    .await;
+    let marker = &format!("PLAINTEXT-{}", Uuid::now_v7().simple());
+    let relayed = |appended: carelog_store::Appended| {
+        let status = status.clone();
+        async move {
+            eventually(Duration::from_secs(5), "the event relayed", || async {
+                status.acknowledged() >= appended.last_position()
+            })
+            .await;
+        }
+    };
+    let mut own = 0;
+    for i in 0..12 {
+        let s = patient_stream();
+        let req = one(
+            s,
+            Expected::Any,
+            event(&s, "PatientRegistered", json!({"name": marker})),
+        );
+        let appended = match i % 4 {
+            0 => other_node.append(req).await.unwrap(),
+            1 => {
+                let mut tx = db.pool.begin().await.unwrap();
+                let a = store.append_in_tx(&mut tx, req).await.unwrap();
+                tx.commit().await.unwrap();
+                a
+            }
+            _ => {
+                own += 1;
+                store.append(req).await.unwrap()
+            }
+        };
+        relayed(appended).await;
+    }
+    assert_stream_is_the_log(&db, &nats.url, &nats.prefix, marker).await;
+    assert_eq!(status.handed_over(), own, "every own event handed over");
+    relay.abort();
+}
+
 #[tokio::test]
 async fn a_pipelined_relay_keeps_log_order_when_nats_restarts_with_batches_in_flight() {
     let db = TestDb::new().await;

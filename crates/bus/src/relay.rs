@@ -12,7 +12,9 @@
 //! 1. makes sure the streams exist ([`crate::ensure_streams`]);
 //! 2. reads its checkpoint (`relay_checkpoints`, row named after the prefix);
 //! 3. reads the log after it gap-safely ([`carelog_store::read::all`], ADR 0002) in
-//!    batches, publishes each event (subject, headers and body per [`crate::message`])
+//!    batches — or, for the events its own process's group commits just wrote, takes
+//!    them as they were inserted ([`carelog_store::RecentCommits`]: only a run with no
+//!    hole from the cursor on, which is what the read would have returned) — publishes each event (subject, headers and body per [`crate::message`])
 //!    and settles JetStream's acknowledgements in order. In fast mode (below) up to
 //!    `PIPELINE_DEPTH` (4) batches are in flight: while the oldest waits for its
 //!    acknowledgements, an append wakes the relay to read and send the next;
@@ -32,8 +34,9 @@
 //!    anyway: a notification can be lost (listener reconnecting), and a relay whose
 //!    listener cannot connect keeps relaying by polling alone while it retries every
 //!    [`RelayConfig::standby_retry`]. A relay given its own process's commits
-//!    ([`Relay::wake_on_commits`], as `carelog serve` does) is also woken by each group
-//!    commit directly, without waiting for PostgreSQL to deliver the notification.
+//!    ([`Relay::wake_on_commits`], as `carelog serve` does) is woken by each group
+//!    commit directly, and skips the notifications of its process's committers: it takes
+//!    their events as handed over, without reading them back (ADR 0002, amendment d).
 //!
 //! Order on the stream equals position order:
 //! - *safe mode*: one event in flight; the next is published only once the previous one
@@ -68,8 +71,9 @@ use std::time::{Duration, Instant};
 use async_nats::jetstream::{self, context::PublishErrorKind};
 use backon::{BackoffBuilder, ExponentialBuilder};
 use carelog_domain::Position;
+use carelog_store::append::Wake;
 use carelog_store::relay::RelaySession;
-use carelog_store::{StoreError, StoredEvent};
+use carelog_store::{Commits, RecentCommits, StoreError, StoredEvent};
 use sqlx::PgPool;
 use tokio::sync::watch;
 
@@ -119,6 +123,7 @@ struct Shared {
     checkpoint: AtomicI64,
     acknowledged: AtomicI64,
     published: AtomicU64,
+    handed_over: AtomicU64,
 }
 
 /// What a relay is doing, readable while it runs (cheap: atomics).
@@ -146,6 +151,12 @@ impl RelayStatus {
     /// Events this relay had acknowledged by JetStream (duplicates included).
     pub fn published(&self) -> u64 {
         self.0.published.load(Ordering::Relaxed)
+    }
+
+    /// Events this relay took from its process's group commits rather than reading them
+    /// from the log ([`Relay::wake_on_commits`]).
+    pub fn handed_over(&self) -> u64 {
+        self.0.handed_over.load(Ordering::Relaxed)
     }
 }
 
@@ -194,17 +205,19 @@ struct Waker {
 
 impl Waker {
     /// Starts listening (if `listen`) on a session of its own, and following `commits`.
-    fn start(
-        pool: &PgPool,
-        listen: bool,
-        retry: Duration,
-        commits: Option<watch::Receiver<()>>,
-    ) -> Self {
+    fn start(pool: &PgPool, listen: bool, retry: Duration, commits: Option<&Commits>) -> Self {
         let notify = Arc::new(tokio::sync::Notify::new());
-        let listener = listen
-            .then(|| tokio::spawn(listen_for_appends(pool.clone(), Arc::clone(&notify), retry)));
+        let own = commits.map(|c| Arc::clone(&c.events));
+        let listener = listen.then(|| {
+            tokio::spawn(listen_for_appends(
+                pool.clone(),
+                Arc::clone(&notify),
+                retry,
+                own,
+            ))
+        });
         let follower =
-            commits.map(|commits| tokio::spawn(follow_commits(commits, Arc::clone(&notify))));
+            commits.map(|c| tokio::spawn(follow_commits(c.changed.clone(), Arc::clone(&notify))));
         Self {
             notify,
             tasks: listener.into_iter().chain(follower).collect(),
@@ -238,7 +251,16 @@ async fn follow_commits(mut commits: watch::Receiver<()>, notify: Arc<tokio::syn
 /// Listens on `carelog_appended` and signals `notify` for each notification, and once
 /// after each (re)connection (appends may have committed unseen). A lost or unreachable
 /// session is retried every `retry`; meanwhile the relay polls.
-async fn listen_for_appends(pool: PgPool, notify: Arc<tokio::sync::Notify>, retry: Duration) {
+///
+/// A notification from one of `own`'s committers is skipped: that committer wakes the
+/// relay itself and hands it the events ([`Relay::wake_on_commits`]); reading them back
+/// on its notification would only race the hand-over.
+async fn listen_for_appends(
+    pool: PgPool,
+    notify: Arc<tokio::sync::Notify>,
+    retry: Duration,
+    own: Option<Arc<RecentCommits>>,
+) {
     let mut failing = false;
     loop {
         match carelog_store::append::AppendedListener::connect(&pool).await {
@@ -249,6 +271,8 @@ async fn listen_for_appends(pool: PgPool, notify: Arc<tokio::sync::Notify>, retr
                 notify.notify_one();
                 let lost = loop {
                     match listener.wait().await {
+                        Ok(Wake::Appended { backend })
+                            if own.as_ref().is_some_and(|o| o.is_committer(backend)) => {}
                         Ok(_) => notify.notify_one(),
                         Err(e) => break e,
                     }
@@ -282,7 +306,7 @@ pub struct Relay {
     cfg: RelayConfig,
     status: RelayStatus,
     /// This process's group commits ([`Relay::wake_on_commits`]).
-    commits: Option<watch::Receiver<()>>,
+    commits: Option<Commits>,
 }
 
 impl std::fmt::Debug for Relay {
@@ -316,11 +340,12 @@ impl Relay {
     }
 
     /// Also wakes up after each of `commits` (from
-    /// [`carelog_store::EventStore::commits`]): the events appended in this process are
-    /// read as soon as they are committed, a hop sooner than through PostgreSQL's
-    /// notification, which still brings the other processes' appends.
+    /// [`carelog_store::EventStore::commits`]), and takes the events they wrote from them
+    /// rather than reading them back: the events appended in this process are published
+    /// as soon as they are committed, a hop sooner than through PostgreSQL's notification
+    /// (which still brings the other processes' appends) and without a read of the log.
     #[must_use]
-    pub fn wake_on_commits(mut self, commits: watch::Receiver<()>) -> Self {
+    pub fn wake_on_commits(mut self, commits: Commits) -> Self {
         self.commits = Some(commits);
         self
     }
@@ -431,7 +456,7 @@ impl Relay {
             &self.pool,
             self.cfg.listen,
             self.cfg.standby_retry,
-            self.commits.clone(),
+            self.commits.as_ref(),
         );
         let mut quick = None;
         // Batches sent in fast mode and not yet settled, oldest first; then the events
@@ -446,6 +471,12 @@ impl Relay {
         loop {
             let room = in_flight.len() < PIPELINE_DEPTH;
             if unsent.is_empty() && room && !caught_up {
+                let handed = self.handed_over(last_read);
+                if !handed.is_empty() {
+                    caught_up = (handed.len() as i64) < self.cfg.batch;
+                    unsent = handed;
+                    continue;
+                }
                 match session.read_after(last_read, self.cfg.batch).await {
                     Ok(events) => {
                         caught_up = (events.len() as i64) < self.cfg.batch;
@@ -581,6 +612,23 @@ impl Relay {
             };
             caught_up = false;
         }
+    }
+
+    /// The events this process's group commits wrote right after `after`, without a
+    /// hole, at most a batch (none if it was given no commits, or `after + 1` is not
+    /// among them): what reading the log after `after` would return, or a prefix of it.
+    fn handed_over(&self, after: Position) -> Vec<StoredEvent> {
+        let limit = usize::try_from(self.cfg.batch).unwrap_or(0);
+        let events = self
+            .commits
+            .as_ref()
+            .map(|c| c.events.take_after(after, limit))
+            .unwrap_or_default();
+        self.status
+            .0
+            .handed_over
+            .fetch_add(events.len() as u64, Ordering::Relaxed);
+        events
     }
 
     /// JetStream holds every event up to `position`: the relay goes on after it, and

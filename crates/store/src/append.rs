@@ -52,8 +52,10 @@ use crate::read::{self, StoredEvent};
 use crate::vault::{Opened, Vault};
 
 mod heads;
+mod recent;
 
 use heads::{Head, KnownHeads};
+pub use recent::RecentCommits;
 
 /// The most events one append may carry.
 pub const MAX_EVENTS_PER_APPEND: usize = 1_000;
@@ -170,6 +172,8 @@ pub struct EventStore {
     appended: Arc<AtomicU64>,
     /// Marked changed after each group commit that wrote events ([`EventStore::commits`]).
     committed: Arc<watch::Sender<()>>,
+    /// The events of those group commits, once a relay asked for them.
+    recent: Arc<RecentCommits>,
     /// Heads the committers wrote, forgotten for streams appended to in a caller's
     /// transaction.
     heads: Arc<KnownHeads>,
@@ -182,6 +186,7 @@ impl EventStore {
         let rx = Arc::new(Mutex::new(rx));
         let appended = Arc::new(AtomicU64::new(0));
         let committed = Arc::new(watch::Sender::new(()));
+        let recent = Arc::new(RecentCommits::default());
         let heads = Arc::new(KnownHeads::default());
         let committers = cfg.committers.max(1);
         // The committers' own connections, beside `pool`: a group commit never queues for a
@@ -192,6 +197,7 @@ impl EventStore {
                 OwnConnection::new(
                     (*pool.connect_options()).clone(),
                     pool.options().get_acquire_timeout(),
+                    Arc::clone(&recent),
                 ),
                 Arc::clone(&rx),
                 cfg.max_batch_events,
@@ -199,6 +205,7 @@ impl EventStore {
                 Written {
                     events: Arc::clone(&appended),
                     committed: Arc::clone(&committed),
+                    recent: Arc::clone(&recent),
                 },
             ));
         }
@@ -208,17 +215,24 @@ impl EventStore {
             jobs,
             appended,
             committed,
+            recent,
             heads,
         }
     }
 
-    /// Changes each time a group commit of this process wrote events to the log: lets a
-    /// reader of the log in the same process (the relay) read at once, without waiting
-    /// for PostgreSQL to deliver the commit's `carelog_appended` notification. Appends of
-    /// other processes, and [`EventStore::append_in_tx`] (committed by its caller), are
-    /// seen through the notification only.
-    pub fn commits(&self) -> watch::Receiver<()> {
-        self.committed.subscribe()
+    /// The group commits of this process, for a reader of the log in the same process
+    /// (the relay): a wake-up after each, so it reads at once without waiting for
+    /// PostgreSQL to deliver the commit's `carelog_appended` notification, and the events
+    /// they wrote, so it need not read them back ([`RecentCommits`]). From this call on,
+    /// the committers keep their events for it. Appends of other processes, and
+    /// [`EventStore::append_in_tx`] (committed by its caller), are seen through the
+    /// notification and the log only.
+    pub fn commits(&self) -> Commits {
+        self.recent.enable();
+        Commits {
+            changed: self.committed.subscribe(),
+            events: Arc::clone(&self.recent),
+        }
     }
 
     /// Events this process wrote to the log since it started (for metrics): every event
@@ -263,7 +277,7 @@ impl EventStore {
         let pending = self.prepare(req, Some(&mut *tx)).await?;
         // Whether or not the caller commits, a committer's head of this stream is stale.
         self.heads.forget([&pending.stream]);
-        let mut results = write_pending(tx, &[&pending], true).await?.results;
+        let mut results = write_pending(tx, &[&pending], true, false).await?.results;
         let result = results.pop().expect("one result per append");
         self.appended.fetch_add(
             events_written(std::slice::from_ref(&result)),
@@ -379,9 +393,12 @@ async fn run_committer(
             }
         };
         let mut batch = vec![first];
-        match write_batch(&mut conn, &rx, &mut batch, max_events, &known).await {
+        let keep = written.recent.is_enabled();
+        match write_batch(&mut conn, &rx, &mut batch, max_events, &known, keep).await {
             Ok(outcome) => {
                 known.remember(outcome.heads);
+                // Before the wake-up `answer` sends: the relay it wakes finds them.
+                written.recent.add(outcome.committed);
                 answer(&written, batch, outcome.results);
             }
             Err(e) => {
@@ -397,20 +414,30 @@ async fn run_committer(
 /// A committer's connection, held for good rather than taken from a pool for each
 /// batch: a pool pings a connection when it hands it out and again when it gets it
 /// back, two more round trips per group commit, one of them on every append's path.
-/// Opened on first use; after a failure that may have broken it, opened anew.
+/// Opened on first use; after a failure that may have broken it, opened anew. Its
+/// backend is known to `recent` while it is open ([`RecentCommits::is_committer`]).
 struct OwnConnection {
     options: PgConnectOptions,
     /// How long opening it may take (the pool's acquire timeout).
     timeout: std::time::Duration,
     conn: Option<PgConnection>,
+    recent: Arc<RecentCommits>,
+    /// The process id of the open connection's backend.
+    backend: Option<u32>,
 }
 
 impl OwnConnection {
-    fn new(options: PgConnectOptions, timeout: std::time::Duration) -> Self {
+    fn new(
+        options: PgConnectOptions,
+        timeout: std::time::Duration,
+        recent: Arc<RecentCommits>,
+    ) -> Self {
         Self {
             options,
             timeout,
             conn: None,
+            recent,
+            backend: None,
         }
     }
 
@@ -418,9 +445,19 @@ impl OwnConnection {
     async fn get(&mut self) -> Result<&mut PgConnection, sqlx::Error> {
         let conn = match self.conn.take() {
             Some(conn) => conn,
-            None => tokio::time::timeout(self.timeout, PgConnection::connect_with(&self.options))
-                .await
-                .map_err(|_| sqlx::Error::PoolTimedOut)??,
+            None => {
+                let mut conn =
+                    tokio::time::timeout(self.timeout, PgConnection::connect_with(&self.options))
+                        .await
+                        .map_err(|_| sqlx::Error::PoolTimedOut)??;
+                let backend: i32 = sqlx::query_scalar(include_str!("../sql/backend_pid.sql"))
+                    .fetch_one(&mut conn)
+                    .await?;
+                let backend = u32::try_from(backend).unwrap_or_default();
+                self.recent.committer_connected(backend);
+                self.backend = Some(backend);
+                conn
+            }
         };
         Ok(self.conn.insert(conn))
     }
@@ -436,6 +473,9 @@ impl OwnConnection {
             .is_some_and(|e| matches!(e.severity(), PgSeverity::Error));
         if !session_sound {
             self.conn = None;
+            if let Some(backend) = self.backend.take() {
+                self.recent.committer_gone(backend);
+            }
         }
     }
 }
@@ -459,17 +499,18 @@ async fn write_batch(
     batch: &mut Vec<Job>,
     max_events: usize,
     known: &KnownHeads,
+    keep: bool,
 ) -> Result<Outcome, sqlx::Error> {
     let conn = own.get().await?;
     top_up(rx, batch, max_events).await;
     if let Some(heads) = known.for_batch(&pending_of(batch)) {
-        return write_locked(conn, &pending_of(batch), heads, false).await;
+        return write_locked(conn, &pending_of(batch), heads, false, keep).await;
     }
     let mut tx = conn.begin_with(BEGIN_AND_LOCK_LOG).await?;
     top_up(rx, batch, max_events).await;
     let pending = pending_of(batch);
     let heads = stream_heads(&mut tx, &pending, false).await?;
-    let outcome = write_locked(&mut tx, &pending, heads, false).await?;
+    let outcome = write_locked(&mut tx, &pending, heads, false, keep).await?;
     tx.commit().await?;
     Ok(outcome)
 }
@@ -506,7 +547,9 @@ async fn retry_alone(
     for job in batch {
         let result = async {
             let mut tx = own.get().await?.begin().await?;
-            let mut r = write_pending(&mut tx, &[&job.pending], true).await?.results;
+            let mut r = write_pending(&mut tx, &[&job.pending], true, false)
+                .await?
+                .results;
             tx.commit().await?;
             Ok::<_, sqlx::Error>(r.pop().expect("one result per append"))
         }
@@ -523,10 +566,15 @@ async fn retry_alone(
 }
 
 /// Answers each caller of a committed batch; counts the events it wrote.
+///
+/// Wakes the relay when any append stands, a replayed one included: after a batch whose
+/// commit was lost in transit, the retry finds its events stored and replays them, and
+/// the relay ignored that commit's notification (it came from a committer).
 fn answer(written: &Written, batch: Vec<Job>, results: Vec<Result<Appended, AppendError>>) {
-    let events = events_written(&results);
-    if events > 0 {
-        written.events.fetch_add(events, Ordering::Relaxed);
+    written
+        .events
+        .fetch_add(events_written(&results), Ordering::Relaxed);
+    if results.iter().any(Result::is_ok) {
         written.committed.send_replace(());
     }
     for (job, result) in batch.into_iter().zip(results) {
@@ -541,6 +589,17 @@ struct Written {
     events: Arc<AtomicU64>,
     /// Marked changed after each commit that wrote some ([`EventStore::commits`]).
     committed: Arc<watch::Sender<()>>,
+    /// Given the events of each commit, when a relay asked for them.
+    recent: Arc<RecentCommits>,
+}
+
+/// What [`EventStore::commits`] gives a reader of the log in the same process.
+#[derive(Debug, Clone)]
+pub struct Commits {
+    /// Marked changed after each group commit that wrote events.
+    pub changed: watch::Receiver<()>,
+    /// The events those group commits wrote, by position.
+    pub events: Arc<RecentCommits>,
 }
 
 /// Events written by these outcomes (replays and failures write none).
@@ -569,10 +628,41 @@ struct Columns {
     recorded_at: Vec<DateTime<Utc>>,
     prev_hash: Vec<Vec<u8>>,
     hash: Vec<Vec<u8>>,
+    /// Each row's header and hashes, kept to hand the committed events over
+    /// ([`RecentCommits`]); empty unless asked for.
+    kept: Vec<(EventHeader, ChainHash, ChainHash)>,
+    keep: bool,
 }
 
 impl Columns {
+    /// Columns that also keep what [`Columns::into_events`] needs, when `keep`.
+    fn keeping(keep: bool) -> Self {
+        Self {
+            keep,
+            ..Self::default()
+        }
+    }
+
+    /// The stored events of the rows, at the positions the insert gave them (none
+    /// unless kept).
+    fn into_events(self, positions: &HashMap<Uuid, Position>) -> Vec<StoredEvent> {
+        self.kept
+            .into_iter()
+            .zip(self.payload)
+            .map(|((header, prev_hash, hash), payload)| StoredEvent {
+                position: positions[&header.event_id.0],
+                header,
+                payload,
+                prev_hash,
+                hash,
+            })
+            .collect()
+    }
+
     fn push(&mut self, header: &EventHeader, payload: Vec<u8>, prev: &ChainHash, hash: &ChainHash) {
+        if self.keep {
+            self.kept.push((header.clone(), *prev, *hash));
+        }
         self.event_id.push(header.event_id.0);
         self.stream_id.push(header.stream_id.to_string());
         self.stream_type
@@ -619,10 +709,11 @@ async fn write_pending(
     tx: &mut PgConnection,
     batch: &[&Pending],
     check_ids_first: bool,
+    keep: bool,
 ) -> Result<Outcome, sqlx::Error> {
     lock_log(tx).await?;
     let heads = stream_heads(tx, batch, check_ids_first).await?;
-    write_locked(tx, batch, heads, check_ids_first).await
+    write_locked(tx, batch, heads, check_ids_first, keep).await
 }
 
 /// What a written batch answers, and the heads it left.
@@ -631,6 +722,8 @@ struct Outcome {
     results: Vec<Result<Appended, AppendError>>,
     /// The head of each stream the batch wrote to, once it is committed.
     heads: Vec<(StreamId, Head)>,
+    /// The events written, as stored, when asked to keep them (else empty).
+    committed: Vec<StoredEvent>,
 }
 
 /// With the log lock held (or, on a connection outside a transaction, taken by the insert
@@ -643,12 +736,13 @@ async fn write_locked(
     batch: &[&Pending],
     mut heads: HashMap<StreamId, Head>,
     check_ids_first: bool,
+    keep: bool,
 ) -> Result<Outcome, sqlx::Error> {
     // Truncated to microseconds: what PostgreSQL stores is what was hashed.
     let now =
         DateTime::from_timestamp_micros(Utc::now().timestamp_micros()).expect("now is in range");
 
-    let mut cols = Columns::default();
+    let mut cols = Columns::keeping(keep);
     let mut plans = Vec::with_capacity(batch.len());
     for job in batch {
         let head = heads.get(&job.stream).copied().unwrap_or(Head::EMPTY);
@@ -668,7 +762,8 @@ async fn write_locked(
         });
     }
 
-    let positions = insert(tx, cols).await?;
+    let positions = insert(tx, &cols).await?;
+    let committed = cols.into_events(&positions);
     let mut written: Vec<StreamId> = plans
         .iter()
         .filter_map(|plan| match plan {
@@ -695,7 +790,11 @@ async fn write_locked(
             }),
         })
         .collect();
-    Ok(Outcome { results, heads })
+    Ok(Outcome {
+        results,
+        heads,
+        committed,
+    })
 }
 
 /// The heads of the batch's streams. A stream that every append of the batch expects to
@@ -817,7 +916,10 @@ fn seal_and_chain(job: &Pending, mut head: Head, now: DateTime<Utc>, cols: &mut 
     head
 }
 
-async fn insert(tx: &mut PgConnection, c: Columns) -> Result<HashMap<Uuid, Position>, sqlx::Error> {
+async fn insert(
+    tx: &mut PgConnection,
+    c: &Columns,
+) -> Result<HashMap<Uuid, Position>, sqlx::Error> {
     if c.event_id.is_empty() {
         return Ok(HashMap::new());
     }
@@ -876,12 +978,28 @@ impl AppendedListener {
         Ok(Self { inner })
     }
 
-    /// Waits for the next wake-up: `Ok(true)` after a notification; `Ok(false)` when the
-    /// connection was lost and re-established (notifications may have been missed in
-    /// between: read the log anyway). An error: PostgreSQL cannot be reached.
+    /// Waits for the next wake-up. An error: PostgreSQL cannot be reached.
     ///
     /// Not cancel-safe: run it in a task of its own and forward the wake-ups.
-    pub async fn wait(&mut self) -> Result<bool, StoreError> {
-        Ok(self.inner.try_recv().await?.is_some())
+    pub async fn wait(&mut self) -> Result<Wake, StoreError> {
+        Ok(match self.inner.try_recv().await? {
+            Some(n) => Wake::Appended {
+                backend: n.process_id(),
+            },
+            None => Wake::Reconnected,
+        })
     }
+}
+
+/// What woke an [`AppendedListener`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wake {
+    /// A transaction that appended committed, on this PostgreSQL backend (process id).
+    Appended {
+        /// The process id of the backend that committed it.
+        backend: u32,
+    },
+    /// The connection was lost and re-established: notifications may have been missed
+    /// in between, read the log anyway.
+    Reconnected,
 }

@@ -44,7 +44,8 @@ pub mod vault;
 pub mod verify;
 
 pub use append::{
-    AppendRequest, Appended, EventStore, Expected, GroupCommitConfig, MAX_EVENT_BYTES,
+    AppendRequest, Appended, Commits, EventStore, Expected, GroupCommitConfig, RecentCommits,
+    MAX_EVENT_BYTES,
 };
 pub use connect::{connect, migrate, startup_checks, PoolConfig};
 pub use error::{AppendError, StoreError};
