@@ -10,8 +10,9 @@
 //!    redelivery, or a duplicate the relay re-published outside the duplicate window),
 //!    once the events before it in the batch are committed (see "Acknowledgements");
 //! 3. applies the others in ONE PostgreSQL transaction that also advances the
-//!    checkpoint — the dead-letter check of the batch's streams in one query, the
-//!    payloads opened together (one key lookup), the events handed to
+//!    checkpoint — the checkpoint read, the dead-letter check of the batch's streams and
+//!    the checkpoint's move to the batch's last event in one statement, the payloads
+//!    opened together (one key lookup), the events handed to
 //!    [`Projection::apply_batch`] at once — commits; THEN acknowledges them. A crash before the commit applies
 //!    nothing (NATS redelivers); a crash after it re-delivers events that step 2 skips:
 //!    never skipped, never applied twice (DESIGN.md invariant 7);
@@ -641,8 +642,10 @@ impl Projector {
         streams.sort_unstable();
         streams.dedup();
         // Re-read under the lock: a rebuild may have swapped in a table that already
-        // holds these events (and moved the checkpoint past them).
-        let (stored, blocked) = pstore::batch_state(&mut tx, name, &streams).await?;
+        // holds these events (and moved the checkpoint past them). The same statement
+        // moves the checkpoint to the batch's last event, in this transaction.
+        let last = items.last().map_or(Position(0), |i| i.event.position);
+        let (stored, blocked) = pstore::batch_state(&mut tx, name, &streams, last).await?;
         let fresh: Vec<(usize, &StoredEvent)> = items
             .iter()
             .enumerate()
@@ -681,11 +684,6 @@ impl Projector {
             }
             return Ok(Outcome::Failed { index, error });
         }
-        let last = items
-            .last()
-            .map_or(Position(0), |i| i.event.position)
-            .max(stored);
-        pstore::save_checkpoint(&mut tx, name, last).await?;
         tx.commit().await?;
         if self.cfg.fail_after_commit {
             return Err(SessionEnd::CrashHook);

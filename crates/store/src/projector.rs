@@ -153,17 +153,21 @@ pub async fn save_checkpoint(
 }
 
 /// What a batch is decided on, read in `tx` after [`lock`] in one round trip: the
-/// checkpoint (as [`checkpoint`]) and which of `stream_ids` have dead letters in
-/// `projection` (their events must wait).
+/// checkpoint before the batch (as [`checkpoint`]) and which of `stream_ids` have dead
+/// letters in `projection` (their events must wait). The same statement moves the
+/// checkpoint to `last`, the batch's last position (never backwards, as
+/// [`save_checkpoint`]): it commits with the batch's effects, or rolls back with them.
 pub async fn batch_state(
     tx: &mut PgConnection,
     projection: &str,
     stream_ids: &[String],
+    last: Position,
 ) -> Result<(Position, std::collections::HashSet<String>), StoreError> {
     let (checkpoint, blocked): (Option<i64>, Vec<String>) =
         sqlx::query_as(include_str!("../sql/projector_batch_state.sql"))
             .bind(projection)
             .bind(stream_ids)
+            .bind(last.0)
             .fetch_one(tx)
             .await?;
     Ok((
