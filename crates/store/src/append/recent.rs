@@ -17,7 +17,8 @@
 //! and the reader reads the log from PostgreSQL as before.
 //!
 //! Off until [`super::EventStore::commits`] is called (a process without a relay keeps
-//! nothing); bounded by [`CAPACITY`] events, the oldest dropped first.
+//! nothing); bounded by [`CAPACITY`] events and [`MAX_PAYLOAD_BYTES`] of payloads, the
+//! oldest dropped first.
 //!
 //! It also knows the PostgreSQL backends of the committers ([`RecentCommits::is_committer`]):
 //! their commits' `carelog_appended` notifications wake the relay a second time for the
@@ -37,12 +38,17 @@ use crate::read::StoredEvent;
 /// further behind than this reads the rest from the log.
 pub(super) const CAPACITY: usize = 16_384;
 
+/// Bytes of sealed payloads kept at most: events may be up to
+/// [`super::MAX_EVENT_BYTES`] each, and a relay held up (NATS down) must not make the
+/// process hold [`CAPACITY`] of those.
+pub(super) const MAX_PAYLOAD_BYTES: usize = 32 * 1024 * 1024;
+
 /// Committed events by position (see the module documentation).
 #[derive(Default)]
 pub struct RecentCommits {
     /// Whether committers keep their events at all (a relay asked for them).
     enabled: AtomicBool,
-    events: Mutex<BTreeMap<i64, StoredEvent>>,
+    events: Mutex<Kept>,
     /// The process ids of the committers' PostgreSQL backends.
     committers: Mutex<HashSet<u32>>,
 }
@@ -66,17 +72,18 @@ impl RecentCommits {
         self.enabled.store(true, Ordering::Relaxed);
     }
 
-    /// Adds committed events; beyond [`CAPACITY`], drops the lowest positions.
+    /// Adds committed events; beyond [`CAPACITY`] events or [`MAX_PAYLOAD_BYTES`], drops
+    /// the lowest positions.
     pub(super) fn add(&self, committed: Vec<StoredEvent>) {
         if committed.is_empty() {
             return;
         }
-        let mut events = self.events();
+        let mut kept = self.events();
         for event in committed {
-            events.insert(event.position.0, event);
+            kept.insert(event);
         }
-        while events.len() > CAPACITY {
-            events.pop_first();
+        while kept.by_position.len() > CAPACITY || kept.payload_bytes > MAX_PAYLOAD_BYTES {
+            kept.pop_first();
         }
     }
 
@@ -84,20 +91,23 @@ impl RecentCommits {
     /// out; empty when position `after + 1` is not here. Events at or below `after` are
     /// dropped (the reader is past them).
     pub fn take_after(&self, after: Position, limit: usize) -> Vec<StoredEvent> {
-        let mut events = self.events();
-        // Keep only what lies after the cursor.
-        let later = events.split_off(&(after.0 + 1));
-        *events = later;
-        let mut run = Vec::new();
-        let mut next = after.0 + 1;
-        while run.len() < limit {
-            match events.first_entry() {
-                Some(entry) if *entry.key() == next => {
-                    run.push(entry.remove());
-                    next += 1;
-                }
-                _ => break,
-            }
+        let mut kept = self.events();
+        let next = after.0 + 1;
+        while kept
+            .by_position
+            .first_key_value()
+            .is_some_and(|(p, _)| *p < next)
+        {
+            kept.pop_first();
+        }
+        let mut run: Vec<StoredEvent> = Vec::new();
+        while run.len() < limit
+            && kept
+                .by_position
+                .first_key_value()
+                .is_some_and(|(p, _)| *p == next + run.len() as i64)
+        {
+            run.extend(kept.pop_first());
         }
         run
     }
@@ -119,8 +129,30 @@ impl RecentCommits {
         lock(&self.committers).remove(&backend);
     }
 
-    fn events(&self) -> std::sync::MutexGuard<'_, BTreeMap<i64, StoredEvent>> {
+    fn events(&self) -> std::sync::MutexGuard<'_, Kept> {
         lock(&self.events)
+    }
+}
+
+/// The events kept, and the bytes of their payloads.
+#[derive(Default)]
+struct Kept {
+    by_position: BTreeMap<i64, StoredEvent>,
+    payload_bytes: usize,
+}
+
+impl Kept {
+    fn insert(&mut self, event: StoredEvent) {
+        self.payload_bytes += event.payload.len();
+        if let Some(old) = self.by_position.insert(event.position.0, event) {
+            self.payload_bytes -= old.payload.len();
+        }
+    }
+
+    fn pop_first(&mut self) -> Option<StoredEvent> {
+        let (_, event) = self.by_position.pop_first()?;
+        self.payload_bytes -= event.payload.len();
+        Some(event)
     }
 }
 
@@ -214,6 +246,24 @@ mod tests {
         let run = r.take_after(Position(10), usize::MAX);
         assert_eq!(run.len(), CAPACITY);
         assert_eq!(run.last().map(|e| e.position.0), all.last().copied());
+    }
+
+    #[test]
+    fn beyond_the_payload_bytes_the_oldest_are_dropped() {
+        let big = |p: i64| StoredEvent {
+            payload: vec![0; super::super::MAX_EVENT_BYTES],
+            ..stored_event_at(p)
+        };
+        let r = RecentCommits::default();
+        let n = (MAX_PAYLOAD_BYTES / super::super::MAX_EVENT_BYTES) as i64;
+        r.add((1..=n + 3).map(big).collect());
+        assert!(
+            r.take_after(Position(0), 1).is_empty(),
+            "the oldest dropped"
+        );
+        let run = r.take_after(Position(3), usize::MAX);
+        assert_eq!(run.len() as i64, n);
+        assert_eq!(r.events().payload_bytes, 0, "the bytes follow what is kept");
     }
 
     #[test]
