@@ -51,6 +51,27 @@ async fn spawn_relay_with(
     )
 }
 
+/// As [`spawn_relay_with`], woken by `store`'s group commits and handed their events
+/// ([`Relay::wake_on_commits`]); returns once the relay is active.
+async fn spawn_relay_on_commits(
+    db: &TestDb,
+    store: &EventStore,
+    nats_url: &str,
+    cfg: RelayConfig,
+) -> (tokio::task::JoinHandle<()>, RelayStatus) {
+    let client = carelog_bus::connect(nats_url).await.unwrap();
+    let relay = Relay::new(db.pool.clone(), client, cfg)
+        .expect("relay")
+        .wake_on_commits(store.commits());
+    let status = relay.status();
+    let task = tokio::spawn(relay.run(std::future::pending::<()>()));
+    eventually(Duration::from_secs(10), "the relay active", || async {
+        status.is_active()
+    })
+    .await;
+    (task, status)
+}
+
 /// One message as read back from the stream.
 struct Relayed {
     subject: String,
@@ -370,16 +391,7 @@ async fn a_relay_woken_by_its_processs_commits_needs_no_notification_and_no_poll
     let mut cfg = relay_config(&nats.prefix);
     cfg.listen = false;
     cfg.idle_poll = Duration::from_secs(60);
-    let client = carelog_bus::connect(&nats.url).await.unwrap();
-    let relay = Relay::new(db.pool.clone(), client, cfg)
-        .unwrap()
-        .wake_on_commits(store.commits());
-    let status = relay.status();
-    let relay = tokio::spawn(relay.run(std::future::pending::<()>()));
-    eventually(Duration::from_secs(10), "the relay active", || async {
-        status.is_active()
-    })
-    .await;
+    let (relay, status) = spawn_relay_on_commits(&db, &store, &nats.url, cfg).await;
     let marker = &format!("PLAINTEXT-{}", Uuid::now_v7().simple());
     for _ in 0..3 {
         // Idle first: past the quick re-reads that follow a wake-up.
@@ -411,20 +423,11 @@ async fn a_relay_given_its_processs_commits_publishes_them_and_reads_the_rest_fr
     let store = support::store(&db, keyring.clone());
     let other_node = support::store(&db, keyring);
     let nats = TestNats::new().await;
-    let client = carelog_bus::connect(&nats.url).await.unwrap();
     let mut cfg = relay_config(&nats.prefix);
     cfg.batch = 16;
     cfg.listen = false;
     cfg.idle_poll = Duration::from_secs(60);
-    let relay = Relay::new(db.pool.clone(), client, cfg)
-        .unwrap()
-        .wake_on_commits(store.commits());
-    let status = relay.status();
-    let relay = tokio::spawn(relay.run(std::future::pending::<()>()));
-    eventually(Duration::from_secs(10), "the relay active", || async {
-        status.is_active()
-    })
-    .await;
+    let (relay, status) = spawn_relay_on_commits(&db, &store, &nats.url, cfg).await;
     let marker = &format!("PLAINTEXT-{}", Uuid::now_v7().simple());
     let append = |how: u32, store: EventStore, other_node: EventStore, pool: sqlx::PgPool| {
         let marker = marker.clone();
@@ -496,18 +499,9 @@ async fn a_relay_skips_its_committers_notifications_and_follows_everyone_elses()
     let store = support::store(&db, keyring.clone());
     let other_node = support::store(&db, keyring);
     let nats = TestNats::new().await;
-    let client = carelog_bus::connect(&nats.url).await.unwrap();
     let mut cfg = relay_config(&nats.prefix);
     cfg.idle_poll = Duration::from_secs(60);
-    let relay = Relay::new(db.pool.clone(), client, cfg)
-        .unwrap()
-        .wake_on_commits(store.commits());
-    let status = relay.status();
-    let relay = tokio::spawn(relay.run(std::future::pending::<()>()));
-    eventually(Duration::from_secs(10), "the relay active", || async {
-        status.is_active()
-    })
-    .await;
+    let (relay, status) = spawn_relay_on_commits(&db, &store, &nats.url, cfg).await;
     let marker = &format!("PLAINTEXT-{}", Uuid::now_v7().simple());
     let relayed = |appended: carelog_store::Appended| {
         let status = status.clone();
