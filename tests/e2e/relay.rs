@@ -72,6 +72,67 @@ async fn spawn_relay_on_commits(
     (task, status)
 }
 
+/// How an event of [`Writers`] is appended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum By {
+    /// The relay's own store, group-committed: handed over to the relay.
+    Committer,
+    /// The relay's own store, in a caller's transaction: in the log only.
+    CallersTx,
+    /// A second store on the same database, as another node's.
+    OtherNode,
+}
+
+/// The writers of the hand-over tests: the relay's process's store, another node's, and
+/// the marker their payloads carry (it must never reach NATS in clear).
+#[derive(Clone)]
+struct Writers {
+    store: EventStore,
+    other_node: EventStore,
+    pool: sqlx::PgPool,
+    marker: String,
+}
+
+impl Writers {
+    fn new(db: &TestDb) -> Self {
+        let keyring = support::keyring();
+        Self {
+            store: support::store(db, keyring.clone()),
+            other_node: support::store(db, keyring),
+            pool: db.pool.clone(),
+            marker: format!("PLAINTEXT-{}", Uuid::now_v7().simple()),
+        }
+    }
+
+    /// Registers a new patient stream, `by` the given path.
+    async fn append(&self, by: By) -> carelog_store::Appended {
+        let s = patient_stream();
+        let req = one(
+            s,
+            Expected::Any,
+            event(&s, "PatientRegistered", json!({"name": self.marker})),
+        );
+        match by {
+            By::Committer => self.store.append(req).await.unwrap(),
+            By::OtherNode => self.other_node.append(req).await.unwrap(),
+            By::CallersTx => {
+                let mut tx = self.pool.begin().await.unwrap();
+                let appended = self.store.append_in_tx(&mut tx, req).await.unwrap();
+                tx.commit().await.unwrap();
+                appended
+            }
+        }
+    }
+}
+
+/// Waits, at most `within`, until JetStream acknowledged `appended`'s events to the relay.
+async fn relayed(status: &RelayStatus, appended: &carelog_store::Appended, within: Duration) {
+    eventually(within, "the events relayed", || async {
+        status.acknowledged() >= appended.last_position()
+    })
+    .await;
+}
+
 /// One message as read back from the stream.
 struct Relayed {
     subject: String,
@@ -419,67 +480,32 @@ async fn a_relay_woken_by_its_processs_commits_needs_no_notification_and_no_poll
 #[tokio::test]
 async fn a_relay_given_its_processs_commits_publishes_them_and_reads_the_rest_from_the_log() {
     let db = TestDb::new().await;
-    let keyring = support::keyring();
-    let store = support::store(&db, keyring.clone());
-    let other_node = support::store(&db, keyring);
+    let writers = Writers::new(&db);
     let nats = TestNats::new().await;
     let mut cfg = relay_config(&nats.prefix);
     cfg.batch = 16;
     cfg.listen = false;
     cfg.idle_poll = Duration::from_secs(60);
-    let (relay, status) = spawn_relay_on_commits(&db, &store, &nats.url, cfg).await;
-    let marker = &format!("PLAINTEXT-{}", Uuid::now_v7().simple());
-    let append = |how: u32, store: EventStore, other_node: EventStore, pool: sqlx::PgPool| {
-        let marker = marker.clone();
-        async move {
-            let s = patient_stream();
-            let req = one(
-                s,
-                Expected::Any,
-                event(&s, "PatientRegistered", json!({"name": marker})),
-            );
-            match how {
-                0 => {
-                    let mut tx = pool.begin().await.unwrap();
-                    let a = store.append_in_tx(&mut tx, req).await.unwrap();
-                    tx.commit().await.unwrap();
-                    a
-                }
-                1 => other_node.append(req).await.unwrap(),
-                _ => store.append(req).await.unwrap(),
-            }
-        }
-    };
-    for how in [0, 1, 0, 1] {
-        append(how, store.clone(), other_node.clone(), db.pool.clone()).await;
-        let woken = append(2, store.clone(), other_node.clone(), db.pool.clone()).await;
-        eventually(
-            Duration::from_secs(5),
-            "the woken relay's events",
-            || async { status.acknowledged() >= woken.last_position() },
-        )
-        .await;
+    let (relay, status) = spawn_relay_on_commits(&db, &writers.store, &nats.url, cfg).await;
+    for by in [By::CallersTx, By::OtherNode, By::CallersTx, By::OtherNode] {
+        writers.append(by).await;
+        let woken = writers.append(By::Committer).await;
+        relayed(&status, &woken, Duration::from_secs(5)).await;
     }
-    let racing: Vec<_> = (0..60u32)
+    let racing: Vec<_> = (0..60)
         .map(|i| {
-            tokio::spawn(append(
-                i % 3,
-                store.clone(),
-                other_node.clone(),
-                db.pool.clone(),
-            ))
+            let writers = writers.clone();
+            let by = [By::CallersTx, By::OtherNode, By::Committer][i % 3];
+            tokio::spawn(async move { writers.append(by).await })
         })
         .collect();
     for r in racing {
         r.await.unwrap();
     }
-    let last = append(2, store.clone(), other_node.clone(), db.pool.clone()).await;
-    eventually(Duration::from_secs(10), "the last event", || async {
-        status.acknowledged() >= last.last_position()
-    })
-    .await;
+    let last = writers.append(By::Committer).await;
+    relayed(&status, &last, Duration::from_secs(10)).await;
     assert_eq!(log(&db).await.len(), 69);
-    assert_stream_is_the_log(&db, &nats.url, &nats.prefix, marker).await;
+    assert_stream_is_the_log(&db, &nats.url, &nats.prefix, &writers.marker).await;
     let handed = status.handed_over();
     assert!(
         (5..69).contains(&handed),
@@ -495,47 +521,20 @@ async fn a_relay_given_its_processs_commits_publishes_them_and_reads_the_rest_fr
 #[tokio::test]
 async fn a_relay_skips_its_committers_notifications_and_follows_everyone_elses() {
     let db = TestDb::new().await;
-    let keyring = support::keyring();
-    let store = support::store(&db, keyring.clone());
-    let other_node = support::store(&db, keyring);
+    let writers = Writers::new(&db);
     let nats = TestNats::new().await;
     let mut cfg = relay_config(&nats.prefix);
     cfg.idle_poll = Duration::from_secs(60);
-    let (relay, status) = spawn_relay_on_commits(&db, &store, &nats.url, cfg).await;
-    let marker = &format!("PLAINTEXT-{}", Uuid::now_v7().simple());
-    let relayed = |appended: carelog_store::Appended| {
-        let status = status.clone();
-        async move {
-            eventually(Duration::from_secs(5), "the event relayed", || async {
-                status.acknowledged() >= appended.last_position()
-            })
-            .await;
-        }
-    };
+    let (relay, status) = spawn_relay_on_commits(&db, &writers.store, &nats.url, cfg).await;
     let mut own = 0;
     for i in 0..12 {
-        let s = patient_stream();
-        let req = one(
-            s,
-            Expected::Any,
-            event(&s, "PatientRegistered", json!({"name": marker})),
-        );
-        let appended = match i % 4 {
-            0 => other_node.append(req).await.unwrap(),
-            1 => {
-                let mut tx = db.pool.begin().await.unwrap();
-                let a = store.append_in_tx(&mut tx, req).await.unwrap();
-                tx.commit().await.unwrap();
-                a
-            }
-            _ => {
-                own += 1;
-                store.append(req).await.unwrap()
-            }
-        };
-        relayed(appended).await;
+        let by = [By::OtherNode, By::CallersTx, By::Committer, By::Committer][i % 4];
+        if by == By::Committer {
+            own += 1;
+        }
+        relayed(&status, &writers.append(by).await, Duration::from_secs(5)).await;
     }
-    assert_stream_is_the_log(&db, &nats.url, &nats.prefix, marker).await;
+    assert_stream_is_the_log(&db, &nats.url, &nats.prefix, &writers.marker).await;
     assert_eq!(status.handed_over(), own, "every own event handed over");
     relay.abort();
 }
