@@ -14,7 +14,8 @@
 //! 3. reads the log after it gap-safely ([`carelog_store::read::all`], ADR 0002) in
 //!    batches — or, for the events its own process's group commits just wrote, takes
 //!    them as they were inserted ([`carelog_store::RecentCommits`]: only a run with no
-//!    hole from the cursor on, which is what the read would have returned) — publishes each event (subject, headers and body per [`crate::message`])
+//!    hole from the cursor on, which is what the read would have returned) — publishes
+//!    each event (subject, headers and body per [`crate::message`])
 //!    and settles JetStream's acknowledgements in order. In fast mode (below) up to
 //!    `PIPELINE_DEPTH` (4) batches are in flight: while the oldest waits for its
 //!    acknowledgements, an append wakes the relay to read and send the next;
