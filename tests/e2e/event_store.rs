@@ -584,8 +584,8 @@ async fn insert_rolled_back(db: &TestDb, rows: &[Row]) -> Result<usize, sqlx::Er
 }
 
 /// The insert refuses, as a whole, a batch with a row that skips a version or names
-/// another predecessor than the one before it (stored, or earlier in the batch),
-/// whoever sends it.
+/// another predecessor than the one before it (stored, or earlier in the batch), or one
+/// the stream has moved past, whoever sends it.
 #[tokio::test]
 async fn the_insert_refuses_a_row_that_does_not_link_to_its_streams_head() {
     let db = TestDb::new().await;
@@ -636,7 +636,19 @@ async fn the_insert_refuses_a_row_that_does_not_link_to_its_streams_head() {
             "{rows:?}: {err}"
         );
     }
-    assert_eq!(count_events(&db).await, 1);
+    // A predecessor the head has moved past: its successor is stored, so the row's
+    // `(stream_id, version)` is taken and the insert refuses it by that key.
+    store
+        .append(one(s, Expected::Any, event(&s, "B", json!({}))))
+        .await
+        .unwrap();
+    let err = insert_rolled_back(&db, &[(s, 2, head.clone(), h2.clone())])
+        .await
+        .expect_err("refused");
+    let code = err.as_database_error().and_then(|e| e.code());
+    assert_eq!(code.as_deref(), Some("23505"), "{err}");
+    assert_eq!(count_events(&db).await, 2);
+    assert_chain_holds(&db).await;
 }
 
 /// What the committers hand a relay in the same process ([`EventStore::commits`]) is
