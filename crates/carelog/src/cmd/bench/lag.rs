@@ -65,7 +65,9 @@ pub async fn lag(args: LagArgs) -> Result<ExitCode> {
     let report = scratch.finish(outcome).await?;
     print!("{}", report.table());
     println!();
-    println!("{}", report.interpretation());
+    print!("{}", report.cpu_table());
+    println!();
+    println!("{}{}", report.interpretation(), report.cpu_interpretation());
     args.common.write(LAG_MARKERS, &report.section())?;
     Ok(ExitCode::SUCCESS)
 }
@@ -229,6 +231,13 @@ async fn watch_feed(
     Ok((Timeline { seen }, Timeline { seen: published }))
 }
 
+/// What the steady load cost with nothing else running.
+struct Baseline {
+    achieved: f64,
+    append: Percentiles,
+    cpu: Option<cpu::CpuUse>,
+}
+
 /// One steady-load append.
 struct Sample {
     /// When it was due.
@@ -239,6 +248,18 @@ struct Sample {
     ended: Instant,
     /// Its position.
     position: i64,
+}
+
+impl Sample {
+    /// How long the append call took, in µs.
+    fn append_us(&self) -> u64 {
+        u64::try_from(
+            self.ended
+                .saturating_duration_since(self.started)
+                .as_micros(),
+        )
+        .unwrap_or(u64::MAX)
+    }
 }
 
 /// Everything `carelog bench lag` measured.
@@ -263,6 +284,10 @@ struct LagReport {
     relayed: Percentiles,
     /// Published → visible in audit_feed.
     projected: Percentiles,
+    /// What the host spent during the counted part of the steady load.
+    cpu: Option<cpu::CpuUse>,
+    /// The same load with nothing else running.
+    alone: Baseline,
 }
 
 /// How often each writer of the steady load gets a turn, by default: far longer than an
@@ -326,22 +351,54 @@ async fn lag_in(scratch: &Scratch, args: &LagArgs, prefix: &str) -> Result<LagRe
         None => ((max.per_second / 2.0).max(1.0), false),
     };
 
-    // 2. The pipeline, as `carelog serve` runs it: relay and audit_feed projector.
+    let steady = steady_writers(args.writers, rate);
+    let length = Duration::from_secs(args.seconds);
     let pool = scratch.pool(PoolConfig::default().max_connections).await?;
     let keys = KeyStore::new(pool.clone(), keyring.clone(), CacheConfig::default());
     let store = EventStore::start(pool.clone(), keys, GroupCommitConfig::default());
-    let pipeline = Pipeline::start(&pool, &store, &args.nats_url, prefix).await?;
-    {
-        let progress = Progress::start("relay and projector catching up with the saturation run");
-        wait_for_feed(&pool, last_position(&pool).await?).await?;
-        progress.finish("caught up");
-    }
+    let load = SteadyLoad {
+        store: &store,
+        payload: &payload,
+        rate,
+        writers: steady,
+        length,
+    };
+
+    // 2. The baseline: the same steady load with nothing else running (no relay, no
+    // projector), for what the appends alone cost the host at this rate.
     // As `bench append` does: the saturation run's WAL should not trigger a checkpoint
     // inside the measurement (its burst of full-page writes stalls commits ~0.3 s).
     checkpoint(&pool).await;
+    let alone = {
+        let progress = Progress::start(&format!(
+            "appends alone: {rate:.0} events/s for {} s, {}",
+            args.seconds,
+            writers_label(steady)
+        ));
+        let start = Instant::now() + Duration::from_millis(200);
+        let cpu = cpu_window(start, length);
+        let samples = load.run(start).await?;
+        let counted = counted_after_warm_up(&samples, start);
+        let mut appends: Vec<u64> = counted.iter().map(|s| s.append_us()).collect();
+        let run = Baseline {
+            achieved: started_rate(&counted),
+            append: Percentiles::of(&mut appends),
+            cpu: cpu.await.ok().and_then(|(a, b)| a.until(&b, counted.len())),
+        };
+        progress.finish(&format!("{} appends counted", counted.len()));
+        run
+    };
 
-    // 3. Steady load at `rate`, watched.
-    let steady = steady_writers(args.writers, rate);
+    // 3. The pipeline, as `carelog serve` runs it: relay and audit_feed projector.
+    let pipeline = Pipeline::start(&pool, &store, &args.nats_url, prefix).await?;
+    {
+        let progress = Progress::start("relay and projector catching up with the first runs");
+        wait_for_feed(&pool, last_position(&pool).await?).await?;
+        progress.finish("caught up");
+    }
+    checkpoint(&pool).await;
+
+    // 4. Steady load at `rate`, watched.
     let progress = Progress::start(&format!(
         "steady load: {rate:.0} events/s for {} s, {}",
         args.seconds,
@@ -353,91 +410,27 @@ async fn lag_in(scratch: &Scratch, args: &LagArgs, prefix: &str) -> Result<LagRe
         Arc::clone(&stop_watch),
         pipeline.relay.clone(),
     ));
-    let event_type = EventType::try_from("BenchEvent").context("event type BenchEvent")?;
     let start = Instant::now() + Duration::from_millis(200);
-    let length = Duration::from_secs(args.seconds);
-    let failed = Arc::new(AtomicBool::new(false));
-    let writers: Vec<JoinHandle<Result<Vec<Sample>>>> = (0..steady)
-        .map(|w| {
-            let (store, event_type, payload, failed) = (
-                store.clone(),
-                event_type.clone(),
-                payload.clone(),
-                Arc::clone(&failed),
-            );
-            let writers = steady;
-            tokio::spawn(async move {
-                let stream = StreamId::new(StreamType::Patient, Uuid::now_v7());
-                let subject = SubjectId::of_stream(&stream);
-                let actor = Uuid::now_v7();
-                let mut version = StreamVersion::EMPTY;
-                let mut samples = Vec::new();
-                for n in 0.. {
-                    let offset = due_offset(n, w, writers, rate);
-                    if offset >= length || failed.load(Ordering::Relaxed) {
-                        break;
-                    }
-                    let due = start + offset;
-                    tokio::time::sleep_until(due.into()).await;
-                    let request = AppendRequest {
-                        stream,
-                        expected: Expected::Exact(version),
-                        events: vec![NewEvent {
-                            event_id: EventId::new_v7(),
-                            event_type: event_type.clone(),
-                            schema_version: SchemaVersion(1),
-                            subject: subject.clone(),
-                            payload: payload.clone(),
-                            metadata: bench_metadata(actor),
-                        }],
-                    };
-                    let started = Instant::now();
-                    let appended = match store.append(request).await {
-                        Ok(a) => a,
-                        Err(e) => {
-                            failed.store(true, Ordering::Relaxed);
-                            return Err(e).with_context(|| format!("append to {stream}"));
-                        }
-                    };
-                    samples.push(Sample {
-                        due,
-                        started,
-                        ended: Instant::now(),
-                        position: appended.last_position().0,
-                    });
-                    version = appended.version;
-                }
-                Ok(samples)
-            })
-        })
-        .collect();
-    let mut samples = Vec::new();
-    let mut first_error = None;
-    for joined in futures::future::join_all(writers).await {
-        match joined.context("a bench writer panicked").and_then(|r| r) {
-            Ok(s) => samples.extend(s),
-            Err(e) => {
-                first_error.get_or_insert(e);
-            }
+    let cpu = cpu_window(start, length);
+    let loaded = load.run(start).await;
+    let caught_up = match &loaded {
+        Ok(samples) => {
+            let last = samples.iter().map(|s| s.position).max().unwrap_or(0);
+            wait_for_feed(&pool, last).await
         }
-    }
-    let last = samples.iter().map(|s| s.position).max().unwrap_or(0);
-    let caught_up = match first_error {
-        Some(e) => Err(e),
-        None => wait_for_feed(&pool, last).await,
+        Err(_) => Ok(()),
     };
     stop_watch.store(true, Ordering::Relaxed);
     let (timeline, relayed_at) = watcher.await.context("the watcher panicked")??;
+    let samples = loaded?;
     caught_up?;
     pipeline.stop().await;
     drop(store);
     pool.close().await;
 
-    // 4. Lags of the appends due after the warm-up.
-    let counted: Vec<&Sample> = samples
-        .iter()
-        .filter(|s| s.due >= start + LAG_WARM_UP)
-        .collect();
+    // 5. Lags of the appends due after the warm-up.
+    let counted = counted_after_warm_up(&samples, start);
+    let cpu = cpu.await.ok().and_then(|(a, b)| a.until(&b, counted.len()));
     let mut lags = Vec::with_capacity(counted.len());
     let mut appends = Vec::with_capacity(counted.len());
     let mut relayed = Vec::with_capacity(counted.len());
@@ -450,7 +443,7 @@ async fn lag_in(scratch: &Scratch, args: &LagArgs, prefix: &str) -> Result<LagRe
             .ok_or_else(|| anyhow!("position {} was never seen in audit_feed", s.position))?;
         lateness.push(us(s.started.saturating_duration_since(s.due)));
         lags.push(us(seen.saturating_duration_since(s.started)));
-        appends.push(us(s.ended.saturating_duration_since(s.started)));
+        appends.push(s.append_us());
         // The relay's acknowledgements are sampled at the same ticks; a position the watcher saw
         // in the feed before the relay's sample moved counts as relayed when it was seen.
         let out = relayed_at.visible_at(s.position).unwrap_or(seen).min(seen);
@@ -461,14 +454,6 @@ async fn lag_in(scratch: &Scratch, args: &LagArgs, prefix: &str) -> Result<LagRe
         .iter()
         .filter(|&&l| l > us(Duration::from_millis(5)))
         .count();
-    // The rate the appends really started at (late writers stretch the window).
-    let window = match (
-        counted.iter().map(|s| s.started).min(),
-        counted.iter().map(|s| s.started).max(),
-    ) {
-        (Some(first), Some(last)) => last.duration_since(first).as_secs_f64().max(1e-9),
-        _ => 1e-9,
-    };
     progress.finish(&format!("{} appends counted", counted.len()));
     Ok(LagReport {
         machine,
@@ -479,7 +464,7 @@ async fn lag_in(scratch: &Scratch, args: &LagArgs, prefix: &str) -> Result<LagRe
         rate_given,
         writers: steady,
         seconds: args.seconds,
-        achieved: counted.len() as f64 / window,
+        achieved: started_rate(&counted),
         counted: counted.len(),
         late,
         lateness: Percentiles::of(&mut lateness),
@@ -488,6 +473,128 @@ async fn lag_in(scratch: &Scratch, args: &LagArgs, prefix: &str) -> Result<LagRe
         append: Percentiles::of(&mut appends),
         relayed: Percentiles::of(&mut relayed),
         projected: Percentiles::of(&mut projected),
+        cpu,
+        alone,
+    })
+}
+
+/// The steady load: `writers` tasks, each appending one event at a time to a stream of
+/// its own on a fixed schedule, `rate` events/s in all, for `length`.
+struct SteadyLoad<'a> {
+    store: &'a EventStore,
+    payload: &'a serde_json::Value,
+    rate: f64,
+    writers: u32,
+    length: Duration,
+}
+
+impl SteadyLoad<'_> {
+    /// Runs it from `start`; every append, when it was due, started and ended.
+    async fn run(&self, start: Instant) -> Result<Vec<Sample>> {
+        let event_type = EventType::try_from("BenchEvent").context("event type BenchEvent")?;
+        let failed = Arc::new(AtomicBool::new(false));
+        let (rate, writers, length) = (self.rate, self.writers, self.length);
+        let tasks: Vec<JoinHandle<Result<Vec<Sample>>>> = (0..writers)
+            .map(|w| {
+                let (store, event_type, payload, failed) = (
+                    self.store.clone(),
+                    event_type.clone(),
+                    self.payload.clone(),
+                    Arc::clone(&failed),
+                );
+                tokio::spawn(async move {
+                    let stream = StreamId::new(StreamType::Patient, Uuid::now_v7());
+                    let subject = SubjectId::of_stream(&stream);
+                    let actor = Uuid::now_v7();
+                    let mut version = StreamVersion::EMPTY;
+                    let mut samples = Vec::new();
+                    for n in 0.. {
+                        let offset = due_offset(n, w, writers, rate);
+                        if offset >= length || failed.load(Ordering::Relaxed) {
+                            break;
+                        }
+                        let due = start + offset;
+                        tokio::time::sleep_until(due.into()).await;
+                        let request = AppendRequest {
+                            stream,
+                            expected: Expected::Exact(version),
+                            events: vec![NewEvent {
+                                event_id: EventId::new_v7(),
+                                event_type: event_type.clone(),
+                                schema_version: SchemaVersion(1),
+                                subject: subject.clone(),
+                                payload: payload.clone(),
+                                metadata: bench_metadata(actor),
+                            }],
+                        };
+                        let started = Instant::now();
+                        let appended = match store.append(request).await {
+                            Ok(a) => a,
+                            Err(e) => {
+                                failed.store(true, Ordering::Relaxed);
+                                return Err(e).with_context(|| format!("append to {stream}"));
+                            }
+                        };
+                        samples.push(Sample {
+                            due,
+                            started,
+                            ended: Instant::now(),
+                            position: appended.last_position().0,
+                        });
+                        version = appended.version;
+                    }
+                    Ok(samples)
+                })
+            })
+            .collect();
+        let mut samples = Vec::new();
+        let mut first_error = None;
+        for joined in futures::future::join_all(tasks).await {
+            match joined.context("a bench writer panicked").and_then(|r| r) {
+                Ok(s) => samples.extend(s),
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(samples),
+        }
+    }
+}
+
+/// The appends of a steady load started at `start` that were due after its warm-up.
+fn counted_after_warm_up(samples: &[Sample], start: Instant) -> Vec<&Sample> {
+    samples
+        .iter()
+        .filter(|s| s.due >= start + LAG_WARM_UP)
+        .collect()
+}
+
+/// The rate the appends really started at (late writers stretch the window).
+fn started_rate(counted: &[&Sample]) -> f64 {
+    let window = match (
+        counted.iter().map(|s| s.started).min(),
+        counted.iter().map(|s| s.started).max(),
+    ) {
+        (Some(first), Some(last)) => last.duration_since(first).as_secs_f64().max(1e-9),
+        _ => 1e-9,
+    };
+    counted.len() as f64 / window
+}
+
+/// Reads the CPU counters when the counted part of a steady load started at `start`
+/// begins (after the warm-up) and when the load ends.
+fn cpu_window(
+    start: Instant,
+    length: Duration,
+) -> JoinHandle<(cpu::CpuSnapshot, cpu::CpuSnapshot)> {
+    tokio::spawn(async move {
+        tokio::time::sleep_until((start + LAG_WARM_UP).into()).await;
+        let first = cpu::CpuSnapshot::take();
+        tokio::time::sleep_until((start + length).into()).await;
+        (first, cpu::CpuSnapshot::take())
     })
 }
 
@@ -535,6 +642,60 @@ impl LagReport {
             &self.projected,
         );
         out
+    }
+
+    /// The host's CPU during the counted part of each steady run.
+    fn cpu_table(&self) -> String {
+        let mut out = String::from(
+            "| run (same steady load) | events/s | host CPU busy | carelog µs/event | \
+             PostgreSQL µs/event | NATS server µs/event | append p99 ms |\n\
+             |---|---:|---:|---:|---:|---:|---:|\n",
+        );
+        let mut row = |what: &str, rate: f64, cpu: Option<&cpu::CpuUse>, append: f64| {
+            // "n/a": not read (off Linux), or the server runs on another host.
+            let us = |v: Option<f64>| v.map_or_else(|| "n/a".to_owned(), |v| format!("{v:.1}"));
+            let busy = cpu.map_or_else(|| "n/a".to_owned(), |c| format!("{:.0} %", c.busy_pct));
+            let _ = writeln!(
+                out,
+                "| {what} | {rate:.0} | {busy} | {} | {} | {} | {append:.2} |",
+                us(cpu.map(|c| c.carelog_us)),
+                us(cpu.and_then(|c| c.postgres_us)),
+                us(cpu.and_then(|c| c.nats_us)),
+            );
+        };
+        row(
+            "appends alone (no relay, no projector)",
+            self.alone.achieved,
+            self.alone.cpu.as_ref(),
+            self.alone.append.p99,
+        );
+        row(
+            "appends, relay, JetStream and projector (the run above)",
+            self.achieved,
+            self.cpu.as_ref(),
+            self.append.p99,
+        );
+        out
+    }
+
+    /// What the CPU table says, in a sentence (empty when `/proc` could not be read).
+    fn cpu_interpretation(&self) -> String {
+        let (Some(alone), Some(all)) = (&self.alone.cpu, &self.cpu) else {
+            return String::new();
+        };
+        let postgres = match (all.postgres_us, alone.postgres_us) {
+            (Some(all), Some(alone)) => format!(", PostgreSQL {all:.1} µs against {alone:.1}"),
+            _ => String::new(),
+        };
+        let nats = all
+            .nats_us
+            .map_or_else(String::new, |n| format!(", the NATS server {n:.1} µs"));
+        format!(
+            " The appends alone kept the host {:.0} % busy at this rate; with the relay, \
+             JetStream and the projector it was {:.0} % busy (per event: carelog {:.1} µs \
+             against {:.1} alone{postgres}{nats}).",
+            alone.busy_pct, all.busy_pct, all.carelog_us, alone.carelog_us,
+        )
     }
 
     fn interpretation(&self) -> String {
@@ -588,7 +749,14 @@ impl LagReport {
              in `bench append`.\n\
              \n\
              {table}\n\
-             {interpretation}\n\
+             CPU during the counted part of each steady run (from Linux's `/proc`: the \
+             host's busy share, and the CPU time of this process, of PostgreSQL's processes \
+             and of the NATS server's, per event counted). The first run is the same load \
+             with nothing but the appends running, before the relay and the projector start \
+             (they then catch up with it before the measured run).\n\
+             \n\
+             {cpu_table}\n\
+             {interpretation}{cpu_interpretation}\n\
              {end}\n",
             start = LAG_MARKERS.start,
             end = LAG_MARKERS.end,
@@ -615,7 +783,9 @@ impl LagReport {
             every = WATCH_EVERY.as_millis(),
             reads = self.watcher_reads,
             table = self.table(),
+            cpu_table = self.cpu_table(),
             interpretation = self.interpretation(),
+            cpu_interpretation = self.cpu_interpretation(),
         )
     }
 }

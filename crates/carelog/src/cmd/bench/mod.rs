@@ -9,7 +9,9 @@
 //!   `INSERT … SELECT` of the same rows.
 //! - `lag` ([`lag`]): end-to-end projection lag (append → row visible in `audit_feed`,
 //!   through the relay, JetStream and the projector) at a steady half of the maximum
-//!   append rate, split into the relay's hop and the projector's.
+//!   append rate, split into the relay's hop and the projector's; against the same
+//!   steady load of appends with nothing else running, with the host's CPU during each
+//!   ([`cpu`]: busy share, and CPU per event of carelog, PostgreSQL and the NATS server).
 //! - `reads` ([`reads`]): a PHI read with its access event, at 1 and 64 readers, against
 //!   a plain read of the patient's stream.
 //! - `audit-search` ([`audit_search`]): the audit queries as the API runs them (page and
@@ -51,6 +53,7 @@ use tokio::task::JoinHandle;
 use uuid::Uuid;
 
 mod audit_search;
+mod cpu;
 mod lag;
 mod reads;
 mod rebuild;
