@@ -213,3 +213,66 @@ async fn rotate_master_through_the_cli_rewraps_keys_and_records_the_rotation() {
         Some("keys rotate-master")
     );
 }
+
+/// `carelog bench lag` runs end to end on a small load: the appends-alone baseline, the
+/// pipeline catching up with it, the watched run, and both tables, with the host's CPU
+/// read from `/proc` (this suite runs on Linux). It cleans up its scratch database.
+#[tokio::test]
+async fn the_lag_bench_runs_its_baseline_and_reports_the_cpu_of_both_runs() {
+    let db = TestDb::new().await;
+    let nats = std::env::var("NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".to_owned());
+    let scratch_dbs = || async {
+        let mut conn = sqlx::PgConnection::connect(&db.url).await.unwrap();
+        let names: Vec<String> = sqlx::query_scalar(
+            "SELECT datname FROM pg_database WHERE datname LIKE 'carelog_bench_%'",
+        )
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+        names
+    };
+    let before = scratch_dbs().await;
+    let out = carelog(
+        &db,
+        &[
+            "bench",
+            "lag",
+            "--no-write",
+            "--rate",
+            "200",
+            "--seconds",
+            "2",
+            "--writers",
+            "8",
+            "--max-writers",
+            "4",
+            "--max-seconds",
+            "1",
+            "--payload-bytes",
+            "64",
+        ],
+        &[("NATS_URL", &nats)],
+        None,
+    );
+    let all = text(&out);
+    assert!(out.status.success(), "{all}");
+    for row in [
+        "| append → visible in audit_feed (end-to-end lag) |",
+        "| appends alone (no relay, no projector) |",
+        "| appends, relay, JetStream and projector (the run above) |",
+    ] {
+        assert!(all.contains(row), "missing {row:?} in:\n{all}");
+    }
+    // Both CPU rows carry a measured busy share, not "n/a".
+    let busy: Vec<&str> = all
+        .lines()
+        .filter(|l| l.starts_with("| appends"))
+        .map(|l| l.split('|').nth(3).unwrap_or_default().trim())
+        .collect();
+    assert_eq!(busy.len(), 2, "{all}");
+    assert!(busy.iter().all(|b| b.ends_with('%')), "{busy:?}\n{all}");
+    assert!(all.contains("The appends alone kept the host"), "{all}");
+    // Its own scratch database is gone (others' may come and go meanwhile).
+    let after = scratch_dbs().await;
+    assert!(after.iter().all(|d| before.contains(d)), "{after:?}");
+}
