@@ -28,7 +28,8 @@ pub struct LagArgs {
     /// Steady append rate, events/s (default: half the maximum rate measured first).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     pub rate: Option<u64>,
-    /// Seconds of steady load (the first second is a warm-up, not counted).
+    /// Seconds of each steady run, the appends-alone baseline and the watched run (the
+    /// first second of each is a warm-up, not counted).
     #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(2..=3600))]
     pub seconds: u64,
     /// Writers of the steady load, each appending to its own stream on a fixed schedule
