@@ -229,7 +229,7 @@ struct AuditSearchReport {
 
 /// Microseconds since `started`.
 fn us_since(started: Instant) -> u64 {
-    u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX)
+    micros(started.elapsed())
 }
 
 async fn audit_search_in(scratch: &Scratch, args: &AuditSearchArgs) -> Result<AuditSearchReport> {

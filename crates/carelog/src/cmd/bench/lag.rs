@@ -254,12 +254,7 @@ struct Sample {
 impl Sample {
     /// How long the append call took, in µs.
     fn append_us(&self) -> u64 {
-        u64::try_from(
-            self.ended
-                .saturating_duration_since(self.started)
-                .as_micros(),
-        )
-        .unwrap_or(u64::MAX)
+        micros(self.ended.saturating_duration_since(self.started))
     }
 }
 
@@ -437,23 +432,22 @@ async fn lag_in(scratch: &Scratch, args: &LagArgs, prefix: &str) -> Result<LagRe
     let mut relayed = Vec::with_capacity(counted.len());
     let mut projected = Vec::with_capacity(counted.len());
     let mut lateness = Vec::with_capacity(counted.len());
-    let us = |d: Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
     for s in &counted {
         let seen = timeline
             .visible_at(s.position)
             .ok_or_else(|| anyhow!("position {} was never seen in audit_feed", s.position))?;
-        lateness.push(us(s.started.saturating_duration_since(s.due)));
-        lags.push(us(seen.saturating_duration_since(s.started)));
+        lateness.push(micros(s.started.saturating_duration_since(s.due)));
+        lags.push(micros(seen.saturating_duration_since(s.started)));
         appends.push(s.append_us());
         // The relay's acknowledgements are sampled at the same ticks; a position the watcher saw
         // in the feed before the relay's sample moved counts as relayed when it was seen.
         let out = relayed_at.visible_at(s.position).unwrap_or(seen).min(seen);
-        relayed.push(us(out.saturating_duration_since(s.started)));
-        projected.push(us(seen.saturating_duration_since(out)));
+        relayed.push(micros(out.saturating_duration_since(s.started)));
+        projected.push(micros(seen.saturating_duration_since(out)));
     }
     let late = lateness
         .iter()
-        .filter(|&&l| l > us(Duration::from_millis(5)))
+        .filter(|&&l| l > micros(Duration::from_millis(5)))
         .count();
     progress.finish(&format!("{} appends counted", counted.len()));
     Ok(LagReport {

@@ -406,7 +406,7 @@ impl Tally {
         self.succeeded += 1;
         if ended >= window.from && ended <= window.until {
             self.counted += 1;
-            let us = u64::try_from(ended.duration_since(started).as_micros()).unwrap_or(u64::MAX);
+            let us = micros(ended.duration_since(started));
             self.latencies.saturating_record(us.max(1));
         }
     }
@@ -640,6 +640,12 @@ async fn count_events(pool: &PgPool) -> Result<i64> {
 }
 
 /// The highest position in the event table (0 when empty).
+/// A duration in whole microseconds, as the latency histograms and percentiles take it
+/// (saturating at `u64::MAX`, some 585,000 years).
+fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}
+
 async fn last_position(pool: &PgPool) -> Result<i64> {
     sqlx::query_scalar("SELECT coalesce(max(position), 0) FROM events")
         .fetch_one(pool)
