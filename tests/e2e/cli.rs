@@ -218,7 +218,7 @@ async fn rotate_master_through_the_cli_rewraps_keys_and_records_the_rotation() {
 /// pipeline catching up with it, the watched run, and both tables, with the host's CPU
 /// read from `/proc` (this suite runs on Linux). It cleans up its scratch database.
 #[tokio::test]
-async fn the_lag_bench_runs_its_baseline_and_reports_the_cpu_of_both_runs() {
+async fn the_lag_bench_runs_its_baseline_and_floor_and_reports_the_cpu_of_each_run() {
     let db = TestDb::new().await;
     let nats = std::env::var("NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".to_owned());
     let scratch_dbs = || async {
@@ -260,18 +260,29 @@ async fn the_lag_bench_runs_its_baseline_and_reports_the_cpu_of_both_runs() {
         "| append → visible in audit_feed (end-to-end lag) |",
         "| appends alone (no relay, no projector) |",
         "| appends, relay, JetStream and projector (the run above) |",
+        "| floor: append → visible in bench_floor (minimal publisher and consumer) |",
+        "| appends, the floor's publisher, JetStream and consumer (the floor) |",
     ] {
         assert!(all.contains(row), "missing {row:?} in:\n{all}");
     }
-    // Both CPU rows carry a measured busy share, not "n/a".
+    // Every CPU row carries a measured busy share, not "n/a".
     let busy: Vec<&str> = all
         .lines()
         .filter(|l| l.starts_with("| appends"))
         .map(|l| l.split('|').nth(3).unwrap_or_default().trim())
         .collect();
-    assert_eq!(busy.len(), 2, "{all}");
+    assert_eq!(busy.len(), 3, "{all}");
     assert!(busy.iter().all(|b| b.ends_with('%')), "{busy:?}\n{all}");
     assert!(all.contains("The appends alone kept the host"), "{all}");
+    // The floor saw every counted append: a positive p99, and its verdict.
+    let floor_p99: f64 = all
+        .lines()
+        .find(|l| l.starts_with("| floor: append"))
+        .and_then(|l| l.split('|').nth(5))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_default();
+    assert!(floor_p99 > 0.0, "{all}");
+    assert!(all.contains("The floor (the same load"), "{all}");
     // Its own scratch database is gone (others' may come and go meanwhile).
     let after = scratch_dbs().await;
     assert!(after.iter().all(|d| before.contains(d)), "{after:?}");

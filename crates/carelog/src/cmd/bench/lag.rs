@@ -28,8 +28,8 @@ pub struct LagArgs {
     /// Steady append rate, events/s (default: half the maximum rate measured first).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     pub rate: Option<u64>,
-    /// Seconds of each steady run, the appends-alone baseline and the watched run (the
-    /// first second of each is a warm-up, not counted).
+    /// Seconds of each steady run: the appends-alone baseline, the watched run and the
+    /// floor (the first second of each is a warm-up, not counted).
     #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(2..=3600))]
     pub seconds: u64,
     /// Writers of the steady load, each appending to its own stream on a fixed schedule
@@ -68,7 +68,12 @@ pub async fn lag(args: LagArgs) -> Result<ExitCode> {
     println!();
     print!("{}", report.cpu_table());
     println!();
-    println!("{}{}", report.interpretation(), report.cpu_interpretation());
+    println!(
+        "{}{}{}",
+        report.interpretation(),
+        report.cpu_interpretation(),
+        report.floor_interpretation()
+    );
     args.common.write(LAG_MARKERS, &report.section())?;
     Ok(ExitCode::SUCCESS)
 }
@@ -164,27 +169,59 @@ impl Drop for Pipeline {
     }
 }
 
-/// The highest position visible in `audit_feed` (0 when empty).
-async fn feed_head(db: impl sqlx::PgExecutor<'_>) -> Result<i64> {
-    sqlx::query_scalar("SELECT coalesce(max(position), 0) FROM audit_feed")
-        .fetch_one(db)
-        .await
-        .context("reading max(position) of audit_feed")
+/// The read model a steady run's lag is measured to; each is applied in position order.
+#[derive(Debug, Clone, Copy)]
+enum Feed {
+    /// `audit_feed`, built by carelog's projector from what the relay published.
+    AuditFeed,
+    /// `bench_floor`, built by the floor's minimal consumer ([`floor`]).
+    Floor,
 }
 
-/// Waits until `audit_feed` holds `position` (at most [`CATCH_UP_LIMIT`]).
-async fn wait_for_feed(pool: &PgPool, position: i64) -> Result<()> {
+impl Feed {
+    fn table(self) -> &'static str {
+        match self {
+            Self::AuditFeed => "audit_feed",
+            Self::Floor => "bench_floor",
+        }
+    }
+
+    fn head_sql(self) -> &'static str {
+        match self {
+            Self::AuditFeed => "SELECT coalesce(max(position), 0) FROM audit_feed",
+            Self::Floor => floor::HEAD_SQL,
+        }
+    }
+}
+
+/// The highest position visible in `feed` (0 when empty).
+async fn feed_head(db: impl sqlx::PgExecutor<'_>, feed: Feed) -> Result<i64> {
+    sqlx::query_scalar(feed.head_sql())
+        .fetch_one(db)
+        .await
+        .with_context(|| format!("reading max(position) of {}", feed.table()))
+}
+
+/// Waits until `feed` holds `position` (at most [`CATCH_UP_LIMIT`]).
+async fn wait_for_feed(pool: &PgPool, feed: Feed, position: i64) -> Result<()> {
     let deadline = Instant::now() + CATCH_UP_LIMIT;
-    while feed_head(pool).await? < position {
+    while feed_head(pool, feed).await? < position {
         if Instant::now() > deadline {
-            bail!("the projection did not reach position {position} within {CATCH_UP_LIMIT:?}");
+            bail!(
+                "{} did not reach position {position} within {CATCH_UP_LIMIT:?}",
+                feed.table()
+            );
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     Ok(())
 }
 
-/// What the watcher saw: when `max(position)` of `audit_feed` first reached each value.
+/// The last position JetStream acknowledged to whoever publishes for a feed (read in
+/// process, for free), or why the publisher or its consumer stopped.
+type Published = Box<dyn Fn() -> Result<i64> + Send>;
+
+/// What the watcher saw: when `max(position)` of a feed first reached each value.
 pub(super) struct Timeline {
     /// (when the read returned, max position), both increasing.
     pub(super) seen: Vec<(Instant, i64)>,
@@ -198,13 +235,14 @@ impl Timeline {
     }
 }
 
-/// Reads `max(position)` of `audit_feed` on a connection of its own every
-/// [`WATCH_EVERY`] until `stop`, keeping each change; and, at the same ticks, the last
-/// position JetStream acknowledged to the relay.
+/// Reads `max(position)` of `feed` on a connection of its own every [`WATCH_EVERY`]
+/// until `stop`, keeping each change; and, at the same ticks, the last position
+/// JetStream acknowledged to its publisher. Ends early with the publisher's error.
 async fn watch_feed(
     scratch_url: String,
     stop: Arc<AtomicBool>,
-    relay: carelog_bus::RelayStatus,
+    feed: Feed,
+    published_now: Published,
 ) -> Result<(Timeline, Timeline)> {
     use sqlx::Connection as _;
     let mut conn = sqlx::PgConnection::connect(&scratch_url)
@@ -218,12 +256,12 @@ async fn watch_feed(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     while !stop.load(Ordering::Relaxed) {
         tick.tick().await;
-        let relayed = relay.acknowledged().0;
+        let relayed = published_now()?;
         if relayed > last_published {
             published.push((Instant::now(), relayed));
             last_published = relayed;
         }
-        let head = feed_head(&mut conn).await?;
+        let head = feed_head(&mut conn, feed).await?;
         if head > last {
             seen.push((Instant::now(), head));
             last = head;
@@ -268,22 +306,84 @@ struct LagReport {
     rate_given: bool,
     writers: u32,
     seconds: u64,
+    /// The steady load through the relay, JetStream and the audit_feed projector.
+    pipeline: Lags,
+    /// The same load with nothing else running.
+    alone: Baseline,
+    /// The same load through the floor's minimal publisher and consumer ([`floor`]).
+    floor: Lags,
+}
+
+/// What one watched steady run measured, over the appends due after the warm-up.
+struct Lags {
+    /// The rate the counted appends started at.
     achieved: f64,
     counted: usize,
+    /// Appends started more than 5 ms after they were due.
     late: usize,
     /// Start of each append call − when it was due.
     lateness: Percentiles,
     watcher_reads: usize,
+    /// Append start → visible in the feed.
     lag: Percentiles,
     append: Percentiles,
-    /// Append start → JetStream acknowledged it to the relay (published).
+    /// Append start → JetStream acknowledged it to the publisher (published).
     relayed: Percentiles,
-    /// Published → visible in audit_feed.
+    /// Published → visible in the feed.
     projected: Percentiles,
-    /// What the host spent during the counted part of the steady load.
+    /// What the host spent during the counted part of the run.
     cpu: Option<cpu::CpuUse>,
-    /// The same load with nothing else running.
-    alone: Baseline,
+}
+
+impl Lags {
+    /// Of the appends `counted`, from what the watcher saw of the feed and of what was
+    /// published.
+    fn of(
+        counted: &[&Sample],
+        feed: Feed,
+        timeline: &Timeline,
+        published_at: &Timeline,
+        cpu: Option<cpu::CpuUse>,
+    ) -> Result<Self> {
+        let mut lags = Vec::with_capacity(counted.len());
+        let mut appends = Vec::with_capacity(counted.len());
+        let mut relayed = Vec::with_capacity(counted.len());
+        let mut projected = Vec::with_capacity(counted.len());
+        let mut lateness = Vec::with_capacity(counted.len());
+        for s in counted {
+            let seen = timeline.visible_at(s.position).ok_or_else(|| {
+                anyhow!("position {} was never seen in {}", s.position, feed.table())
+            })?;
+            lateness.push(micros(s.started.saturating_duration_since(s.due)));
+            lags.push(micros(seen.saturating_duration_since(s.started)));
+            appends.push(s.append_us());
+            // The publisher's acknowledgements are sampled at the same ticks; a position
+            // the watcher saw in the feed before that sample moved counts as published when
+            // it was seen.
+            let out = published_at
+                .visible_at(s.position)
+                .unwrap_or(seen)
+                .min(seen);
+            relayed.push(micros(out.saturating_duration_since(s.started)));
+            projected.push(micros(seen.saturating_duration_since(out)));
+        }
+        let late = lateness
+            .iter()
+            .filter(|&&l| l > micros(Duration::from_millis(5)))
+            .count();
+        Ok(Self {
+            achieved: started_rate(counted),
+            counted: counted.len(),
+            late,
+            lateness: Percentiles::of(&mut lateness),
+            watcher_reads: timeline.seen.len(),
+            lag: Percentiles::of(&mut lags),
+            append: Percentiles::of(&mut appends),
+            relayed: Percentiles::of(&mut relayed),
+            projected: Percentiles::of(&mut projected),
+            cpu,
+        })
+    }
 }
 
 /// How often each writer of the steady load gets a turn, by default: far longer than an
@@ -385,71 +485,57 @@ async fn lag_in(scratch: &Scratch, args: &LagArgs, prefix: &str) -> Result<LagRe
         run
     };
 
-    // 3. The pipeline, as `carelog serve` runs it: relay and audit_feed projector.
+    // 3. The floor: the same load through a minimal publisher and consumer. It runs
+    // before the pipeline: in runs at 14,000 events/s, whichever of the two ran later had
+    // the longer tail, and the floor is to be a lower bound.
+    checkpoint(&pool).await;
+    let progress = Progress::start(&format!(
+        "the floor (minimal publisher and consumer): {rate:.0} events/s for {} s",
+        args.seconds
+    ));
+    let floor = floor::Floor::start(&pool, &scratch.url, &store, &args.nats_url, prefix).await?;
+    let at_floor = load
+        .watched(scratch, &pool, Feed::Floor, floor.published())
+        .await;
+    let at_floor = match (at_floor, floor.stop().await) {
+        (Ok(lags), Ok(())) => lags,
+        // The floor's own error explains the run's.
+        (_, Err(cause)) => return Err(cause),
+        (Err(e), Ok(())) => return Err(e),
+    };
+    progress.finish(&format!("{} appends counted", at_floor.counted));
+
+    // 4. The pipeline, as `carelog serve` runs it: relay and audit_feed projector.
     let pipeline = Pipeline::start(&pool, &store, &args.nats_url, prefix).await?;
     {
-        let progress = Progress::start("relay and projector catching up with the first runs");
-        wait_for_feed(&pool, last_position(&pool).await?).await?;
+        let progress = Progress::start("relay and projector catching up with the earlier runs");
+        wait_for_feed(&pool, Feed::AuditFeed, last_position(&pool).await?).await?;
         progress.finish("caught up");
     }
     checkpoint(&pool).await;
 
-    // 4. Steady load at `rate`, watched.
+    // 5. Steady load at `rate`, watched.
     let progress = Progress::start(&format!(
         "steady load: {rate:.0} events/s for {} s, {}",
         args.seconds,
         writers_label(steady)
     ));
-    let stop_watch = Arc::new(AtomicBool::new(false));
-    let watcher = tokio::spawn(watch_feed(
-        scratch.url.clone(),
-        Arc::clone(&stop_watch),
-        pipeline.relay.clone(),
-    ));
-    let start = Instant::now() + Duration::from_millis(200);
-    let cpu = cpu_window(start, length);
-    let loaded = load.run(start).await;
-    let caught_up = match &loaded {
-        Ok(samples) => {
-            let last = samples.iter().map(|s| s.position).max().unwrap_or(0);
-            wait_for_feed(&pool, last).await
-        }
-        Err(_) => Ok(()),
-    };
-    stop_watch.store(true, Ordering::Relaxed);
-    let (timeline, relayed_at) = watcher.await.context("the watcher panicked")??;
-    let samples = loaded?;
-    caught_up?;
+    let relay = pipeline.relay.clone();
+    let watched = load
+        .watched(
+            scratch,
+            &pool,
+            Feed::AuditFeed,
+            Box::new(move || Ok(relay.acknowledged().0)),
+        )
+        .await;
     pipeline.stop().await;
+    let watched = watched?;
+    progress.finish(&format!("{} appends counted", watched.counted));
+
     drop(store);
     pool.close().await;
 
-    // 5. Lags of the appends due after the warm-up.
-    let counted = counted_after_warm_up(&samples, start);
-    let cpu = cpu.await.ok().and_then(|(a, b)| a.until(&b, counted.len()));
-    let mut lags = Vec::with_capacity(counted.len());
-    let mut appends = Vec::with_capacity(counted.len());
-    let mut relayed = Vec::with_capacity(counted.len());
-    let mut projected = Vec::with_capacity(counted.len());
-    let mut lateness = Vec::with_capacity(counted.len());
-    for s in &counted {
-        let seen = timeline
-            .visible_at(s.position)
-            .ok_or_else(|| anyhow!("position {} was never seen in audit_feed", s.position))?;
-        lateness.push(micros(s.started.saturating_duration_since(s.due)));
-        lags.push(micros(seen.saturating_duration_since(s.started)));
-        appends.push(s.append_us());
-        // The relay's acknowledgements are sampled at the same ticks; a position the watcher saw
-        // in the feed before the relay's sample moved counts as relayed when it was seen.
-        let out = relayed_at.visible_at(s.position).unwrap_or(seen).min(seen);
-        relayed.push(micros(out.saturating_duration_since(s.started)));
-        projected.push(micros(seen.saturating_duration_since(out)));
-    }
-    let late = lateness
-        .iter()
-        .filter(|&&l| l > micros(Duration::from_millis(5)))
-        .count();
-    progress.finish(&format!("{} appends counted", counted.len()));
     Ok(LagReport {
         machine,
         command: command_line_lag(args),
@@ -459,17 +545,9 @@ async fn lag_in(scratch: &Scratch, args: &LagArgs, prefix: &str) -> Result<LagRe
         rate_given,
         writers: steady,
         seconds: args.seconds,
-        achieved: started_rate(&counted),
-        counted: counted.len(),
-        late,
-        lateness: Percentiles::of(&mut lateness),
-        watcher_reads: timeline.seen.len(),
-        lag: Percentiles::of(&mut lags),
-        append: Percentiles::of(&mut appends),
-        relayed: Percentiles::of(&mut relayed),
-        projected: Percentiles::of(&mut projected),
-        cpu,
+        pipeline: watched,
         alone,
+        floor: at_floor,
     })
 }
 
@@ -559,6 +637,53 @@ impl SteadyLoad<'_> {
     }
 }
 
+impl SteadyLoad<'_> {
+    /// Runs it from a moment just ahead, watched until `feed` shows its last append.
+    async fn watched(
+        &self,
+        scratch: &Scratch,
+        pool: &PgPool,
+        feed: Feed,
+        published_now: Published,
+    ) -> Result<Lags> {
+        let stop_watch = Arc::new(AtomicBool::new(false));
+        let watcher = tokio::spawn(watch_feed(
+            scratch.url.clone(),
+            Arc::clone(&stop_watch),
+            feed,
+            published_now,
+        ));
+        let start = Instant::now() + Duration::from_millis(200);
+        let cpu = cpu_window(start, self.length);
+        let loaded = self.run(start).await;
+        let caught_up = match &loaded {
+            Ok(samples) => {
+                let last = samples.iter().map(|s| s.position).max().unwrap_or(0);
+                tokio::select! {
+                    r = wait_for_feed(pool, feed, last) => r,
+                    // The watcher ends early only with an error, which it gives below.
+                    () = finished(&watcher) => Ok(()),
+                }
+            }
+            Err(_) => Ok(()),
+        };
+        stop_watch.store(true, Ordering::Relaxed);
+        let (timeline, published_at) = watcher.await.context("the watcher panicked")??;
+        let samples = loaded?;
+        caught_up?;
+        let counted = counted_after_warm_up(&samples, start);
+        let cpu = cpu.await.ok().and_then(|(a, b)| a.until(&b, counted.len()));
+        Lags::of(&counted, feed, &timeline, &published_at, cpu)
+    }
+}
+
+/// Returns once `task` has finished (without taking its output).
+async fn finished<T>(task: &JoinHandle<T>) {
+    while !task.is_finished() {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// The appends of a steady load started at `start` that were due after its warm-up.
 fn counted_after_warm_up(samples: &[Sample], start: Instant) -> Vec<&Sample> {
     samples
@@ -620,21 +745,37 @@ impl LagReport {
                 p.p50, p.p95, p.p99, p.max
             );
         };
+        let (run, floor) = (&self.pipeline, &self.floor);
         row(
             "append → visible in audit_feed (end-to-end lag)",
-            self.achieved,
-            &self.lag,
+            run.achieved,
+            &run.lag,
         );
-        row("append call alone (commit)", self.achieved, &self.append);
+        row("append call alone (commit)", run.achieved, &run.append);
         row(
             "hop 1: append → published (acknowledged by JetStream to the relay)",
-            self.achieved,
-            &self.relayed,
+            run.achieved,
+            &run.relayed,
         );
         row(
             "hop 2: published → visible in audit_feed (JetStream, projector)",
-            self.achieved,
-            &self.projected,
+            run.achieved,
+            &run.projected,
+        );
+        row(
+            "floor: append → visible in bench_floor (minimal publisher and consumer)",
+            floor.achieved,
+            &floor.lag,
+        );
+        row(
+            "floor hop 1: append → published (acknowledged by JetStream to the floor's publisher)",
+            floor.achieved,
+            &floor.relayed,
+        );
+        row(
+            "floor hop 2: published → visible in bench_floor (JetStream, one-row inserts)",
+            floor.achieved,
+            &floor.projected,
         );
         out
     }
@@ -666,16 +807,22 @@ impl LagReport {
         );
         row(
             "appends, relay, JetStream and projector (the run above)",
-            self.achieved,
-            self.cpu.as_ref(),
-            self.append.p99,
+            self.pipeline.achieved,
+            self.pipeline.cpu.as_ref(),
+            self.pipeline.append.p99,
+        );
+        row(
+            "appends, the floor's publisher, JetStream and consumer (the floor)",
+            self.floor.achieved,
+            self.floor.cpu.as_ref(),
+            self.floor.append.p99,
         );
         out
     }
 
     /// What the CPU table says, in a sentence (empty when `/proc` could not be read).
     fn cpu_interpretation(&self) -> String {
-        let (Some(alone), Some(all)) = (&self.alone.cpu, &self.cpu) else {
+        let (Some(alone), Some(all)) = (&self.alone.cpu, &self.pipeline.cpu) else {
             return String::new();
         };
         let postgres = match (all.postgres_us, alone.postgres_us) {
@@ -693,6 +840,35 @@ impl LagReport {
         )
     }
 
+    /// What the floor says about the target, in a sentence.
+    fn floor_interpretation(&self) -> String {
+        let floor = &self.floor;
+        let busy = floor.cpu.as_ref().map_or_else(String::new, |c| {
+            format!(", the host {:.0} % busy", c.busy_pct)
+        });
+        let nats = floor
+            .cpu
+            .as_ref()
+            .and_then(|c| c.nats_us)
+            .map_or_else(String::new, |n| {
+                format!(", the NATS server {n:.1} µs per event")
+            });
+        let meaning = if floor.lag.p99 <= LAG_TARGET_P99_MS {
+            "within the target: in this run, what the pipeline adds beyond the floor is \
+             what kept it from the target"
+        } else {
+            "above the target too: in this run, at this rate on this host, a pipeline that \
+             does at least as much (one JetStream message per event, one PostgreSQL \
+             transaction per batch) could not reach it"
+        };
+        format!(
+            " The floor (the same load through a minimal publisher, the same stream \
+             definition and a consumer inserting one narrow row per event) gave p99 {:.2} ms \
+             (p50 {:.2} ms) at {:.0} events/s{busy}{nats}: {meaning}.",
+            floor.lag.p99, floor.lag.p50, floor.achieved,
+        )
+    }
+
     fn interpretation(&self) -> String {
         let half = self.max_rate / 2.0;
         let at = if self.rate_given {
@@ -703,7 +879,8 @@ impl LagReport {
         } else {
             format!("at {:.0} events/s, half the measured maximum", self.rate)
         };
-        let verdict = if self.lag.p99 <= LAG_TARGET_P99_MS {
+        let run = &self.pipeline;
+        let verdict = if run.lag.p99 <= LAG_TARGET_P99_MS {
             "reaching"
         } else {
             "missing"
@@ -712,7 +889,7 @@ impl LagReport {
             "{at}, the p99 end-to-end lag was {:.2} ms (p50 {:.2} ms), {verdict} the ≤ {:.0} ms \
              target; of the p50, {:.2} ms is the append's own commit, the rest the relay, \
              JetStream, the projector's transaction and the watcher's resolution.",
-            self.lag.p99, self.lag.p50, LAG_TARGET_P99_MS, self.append.p50,
+            run.lag.p99, run.lag.p50, LAG_TARGET_P99_MS, run.append.p50,
         )
     }
 
@@ -734,6 +911,14 @@ impl LagReport {
              - Pipeline: the real relay (LISTEN/NOTIFY wake-up, {idle} ms fallback poll) and \
              the audit_feed projector (durable pull consumer, default settings), in-process, \
              on a private NATS prefix, as `carelog serve` runs them.\n\
+             - Floor: before the pipeline starts, the same steady load through the \
+             least a pipeline of this shape does: a publisher sends each committed event as \
+             the relay encodes it (same headers and body, `Nats-Msg-Id` = event id) to a \
+             stream of the events stream's definition, batches of up to 500 pipelined; a \
+             durable pull consumer (cumulative acknowledgements) inserts each batch's \
+             positions, read from a header, into `bench_floor` (primary key only) with its \
+             checkpoint, one transaction per batch. No gap checks, no dead letters, no \
+             decoding, no audit columns or indexes (see `crates/carelog/src/cmd/bench/floor.rs`).\n\
              - Method: lag = from the start of the append call until a watcher, on a \
              connection of its own, reads `max(position)` of `audit_feed` ≥ the event's \
              position (the projector applies in position order). The watcher reads every \
@@ -747,11 +932,12 @@ impl LagReport {
              CPU during the counted part of each steady run (from Linux's `/proc`: the \
              host's busy share, and the CPU time of this process, of PostgreSQL's processes \
              and of the NATS server's, per event counted). The first run is the same load \
-             with nothing but the appends running, before the relay and the projector start \
-             (they then catch up with it before the measured run).\n\
+             with nothing but the appends running; the floor's, in the last row, ran second. The \
+             relay and the projector start after both and catch up with them before the \
+             measured run.\n\
              \n\
              {cpu_table}\n\
-             {interpretation}{cpu_interpretation}\n\
+             {interpretation}{cpu_interpretation}{floor_interpretation}\n\
              {end}\n",
             start = LAG_MARKERS.start,
             end = LAG_MARKERS.end,
@@ -763,24 +949,25 @@ impl LagReport {
             rate = self.rate,
             secs = self.seconds,
             writers = self.writers,
-            counted = self.counted,
+            counted = self.pipeline.counted,
             warm = LAG_WARM_UP.as_secs(),
-            achieved = self.achieved,
-            late = self.late,
-            late50 = self.lateness.p50,
-            late99 = self.lateness.p99,
-            latemax = self.lateness.max,
+            achieved = self.pipeline.achieved,
+            late = self.pipeline.late,
+            late50 = self.pipeline.lateness.p50,
+            late99 = self.pipeline.lateness.p99,
+            latemax = self.pipeline.lateness.max,
             idle = carelog_bus::RelayConfig::new(
                 carelog_bus::BusConfig::new("x", 1).expect("a valid prefix")
             )
             .idle_poll
             .as_millis(),
             every = WATCH_EVERY.as_millis(),
-            reads = self.watcher_reads,
+            reads = self.pipeline.watcher_reads,
             table = self.table(),
             cpu_table = self.cpu_table(),
             interpretation = self.interpretation(),
             cpu_interpretation = self.cpu_interpretation(),
+            floor_interpretation = self.floor_interpretation(),
         )
     }
 }

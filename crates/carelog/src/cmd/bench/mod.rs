@@ -10,8 +10,10 @@
 //! - `lag` ([`lag`]): end-to-end projection lag (append → row visible in `audit_feed`,
 //!   through the relay, JetStream and the projector) at a steady half of the maximum
 //!   append rate, split into the relay's hop and the projector's; against the same
-//!   steady load of appends with nothing else running, with the host's CPU during each
-//!   ([`cpu`]: busy share, and CPU per event of carelog, PostgreSQL and the NATS server).
+//!   steady load of appends with nothing else running, and against a floor: the same load
+//!   through a minimal publisher and consumer of the same shape ([`floor`]); with the
+//!   host's CPU during each ([`cpu`]: busy share, and CPU per event of carelog, PostgreSQL
+//!   and the NATS server).
 //! - `reads` ([`reads`]): a PHI read with its access event, at 1 and 64 readers, against
 //!   a plain read of the patient's stream.
 //! - `audit-search` ([`audit_search`]): the audit queries as the API runs them (page and
@@ -54,6 +56,7 @@ use uuid::Uuid;
 
 mod audit_search;
 mod cpu;
+mod floor;
 mod lag;
 mod reads;
 mod rebuild;
@@ -639,13 +642,13 @@ async fn count_events(pool: &PgPool) -> Result<i64> {
         .context("counting events")
 }
 
-/// The highest position in the event table (0 when empty).
 /// A duration in whole microseconds, as the latency histograms and percentiles take it
 /// (saturating at `u64::MAX`, some 585,000 years).
 fn micros(d: Duration) -> u64 {
     u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }
 
+/// The highest position in the event table (0 when empty).
 async fn last_position(pool: &PgPool) -> Result<i64> {
     sqlx::query_scalar("SELECT coalesce(max(position), 0) FROM events")
         .fetch_one(pool)
