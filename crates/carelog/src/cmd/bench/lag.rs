@@ -635,9 +635,7 @@ impl SteadyLoad<'_> {
             None => Ok(samples),
         }
     }
-}
 
-impl SteadyLoad<'_> {
     /// Runs it from a moment just ahead, watched until `feed` shows its last append.
     async fn watched(
         &self,
