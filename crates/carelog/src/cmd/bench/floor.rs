@@ -61,10 +61,10 @@ pub(super) const HEAD_SQL: &str = "SELECT coalesce(max(position), 0) FROM bench_
 /// A batch sent to JetStream: its acknowledgements, and the last position in it.
 type Sent = (Vec<jetstream::context::PublishAckFuture>, i64);
 
-/// The floor's three tasks, stopped on purpose by [`Floor::stop`] or aborted when dropped.
+/// The floor's three tasks, stopped on purpose by [`Floor::stop`] or aborted when dropped
+/// ([`Running`]).
 pub(super) struct Floor {
-    stop: Option<watch::Sender<bool>>,
-    tasks: Vec<JoinHandle<Result<()>>>,
+    running: Running<Result<()>>,
     acknowledged: Arc<AtomicI64>,
     /// Set when a task ended before it was asked to (its error comes with
     /// [`Floor::stop`]).
@@ -139,8 +139,7 @@ impl Floor {
             spawn(Box::pin(apply(consumer, conn, stopped.clone()))),
         ];
         Ok(Self {
-            stop: Some(stop),
-            tasks,
+            running: Running { stop, tasks },
             acknowledged,
             ended,
         })
@@ -159,27 +158,16 @@ impl Floor {
     }
 
     /// Stops the tasks (at most 10 s) and gives the first error any of them met.
-    pub(super) async fn stop(mut self) -> Result<()> {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(true);
-        }
-        let tasks = std::mem::take(&mut self.tasks);
-        let joined =
-            tokio::time::timeout(Duration::from_secs(10), futures::future::join_all(tasks))
-                .await
-                .context("the floor did not stop within 10 s")?;
+    pub(super) async fn stop(self) -> Result<()> {
+        let joined = self
+            .running
+            .stop()
+            .await
+            .context("the floor did not stop within 10 s")?;
         for task in joined {
             task.context("a floor task panicked")??;
         }
         Ok(())
-    }
-}
-
-impl Drop for Floor {
-    fn drop(&mut self) {
-        for task in &self.tasks {
-            task.abort();
-        }
     }
 }
 

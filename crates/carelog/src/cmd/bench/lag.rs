@@ -100,10 +100,9 @@ async fn delete_streams(nats_url: &str, prefix: &str) -> Result<()> {
 }
 
 /// The relay and the audit_feed projector of one bench run, stopped on purpose by
-/// [`Pipeline::stop`] or aborted when dropped.
+/// [`Pipeline::stop`] or aborted when dropped ([`Running`]).
 struct Pipeline {
-    stop: Option<tokio::sync::watch::Sender<bool>>,
-    tasks: Vec<JoinHandle<()>>,
+    running: Running<()>,
     /// The relay's progress (what JetStream acknowledged, in process: read for free).
     relay: carelog_bus::RelayStatus,
 }
@@ -144,28 +143,14 @@ impl Pipeline {
             tokio::spawn(projector.run(until(stopped))),
         ];
         Ok(Self {
-            stop: Some(stop),
-            tasks,
+            running: Running { stop, tasks },
             relay: relay_status,
         })
     }
 
     /// Asks both to stop and waits for them (at most 10 s).
-    async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(true);
-        }
-        let tasks = std::mem::take(&mut self.tasks);
-        let _ =
-            tokio::time::timeout(Duration::from_secs(10), futures::future::join_all(tasks)).await;
-    }
-}
-
-impl Drop for Pipeline {
-    fn drop(&mut self) {
-        for task in &self.tasks {
-            task.abort();
-        }
+    async fn stop(self) {
+        let _ = self.running.stop().await;
     }
 }
 

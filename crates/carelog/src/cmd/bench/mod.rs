@@ -355,6 +355,39 @@ async fn checkpoint(pool: &PgPool) {
     }
 }
 
+/// Background tasks of a bench run, told to stop through one watch channel
+/// ([`Running::stop`]) and aborted when dropped.
+struct Running<T> {
+    /// Set to `true` to ask the tasks to stop (they watch a receiver of it).
+    stop: tokio::sync::watch::Sender<bool>,
+    tasks: Vec<JoinHandle<T>>,
+}
+
+impl<T> Running<T> {
+    /// Asks the tasks to stop and waits at most 10 s for them: their outcomes, or `None`
+    /// when they did not all stop in time (those left are aborted).
+    async fn stop(mut self) -> Option<Vec<Result<T, tokio::task::JoinError>>> {
+        let _ = self.stop.send(true);
+        let tasks = std::mem::take(&mut self.tasks);
+        let aborts: Vec<tokio::task::AbortHandle> =
+            tasks.iter().map(JoinHandle::abort_handle).collect();
+        let joined =
+            tokio::time::timeout(Duration::from_secs(10), futures::future::join_all(tasks)).await;
+        if joined.is_err() {
+            aborts.iter().for_each(tokio::task::AbortHandle::abort);
+        }
+        joined.ok()
+    }
+}
+
+impl<T> Drop for Running<T> {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------
 // Measuring
 // ---------------------------------------------------------------------------------
