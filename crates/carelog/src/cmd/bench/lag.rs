@@ -562,7 +562,6 @@ impl SteadyLoad<'_> {
                 );
                 tokio::spawn(async move {
                     let stream = StreamId::new(StreamType::Patient, Uuid::now_v7());
-                    let subject = SubjectId::of_stream(&stream);
                     let actor = Uuid::now_v7();
                     let mut version = StreamVersion::EMPTY;
                     let mut samples = Vec::new();
@@ -573,18 +572,13 @@ impl SteadyLoad<'_> {
                         }
                         let due = start + offset;
                         tokio::time::sleep_until(due.into()).await;
-                        let request = AppendRequest {
+                        let request = next_event(
                             stream,
-                            expected: Expected::Exact(version),
-                            events: vec![NewEvent {
-                                event_id: EventId::new_v7(),
-                                event_type: event_type.clone(),
-                                schema_version: SchemaVersion(1),
-                                subject: subject.clone(),
-                                payload: payload.clone(),
-                                metadata: bench_metadata(actor),
-                            }],
-                        };
+                            version,
+                            &event_type,
+                            &payload,
+                            bench_metadata(actor),
+                        );
                         let started = Instant::now();
                         let appended = match store.append(request).await {
                             Ok(a) => a,

@@ -618,6 +618,29 @@ async fn measure_carelog(
     })
 }
 
+/// The append of one bench event (schema version 1) to `stream`, expected at `version`,
+/// sealed under the stream's own subject (so a patient stream's own data key).
+fn next_event(
+    stream: StreamId,
+    version: StreamVersion,
+    event_type: &EventType,
+    payload: &serde_json::Value,
+    metadata: Metadata,
+) -> AppendRequest {
+    AppendRequest {
+        stream,
+        expected: Expected::Exact(version),
+        events: vec![NewEvent {
+            event_id: EventId::new_v7(),
+            event_type: event_type.clone(),
+            schema_version: SchemaVersion(1),
+            subject: SubjectId::of_stream(&stream),
+            payload: payload.clone(),
+            metadata,
+        }],
+    }
+}
+
 /// One carelog writer: its own patient stream (so its own data key), one event per
 /// append, `Expected::Exact` the version the last append returned.
 async fn carelog_writer(
@@ -628,22 +651,10 @@ async fn carelog_writer(
     stop: Arc<AtomicBool>,
 ) -> Result<Tally> {
     let stream = StreamId::new(StreamType::Patient, Uuid::now_v7());
-    let subject = SubjectId::of_stream(&stream);
     let mut version = StreamVersion::EMPTY;
     let mut tally = Tally::new()?;
     while window.open() && !stop.load(Ordering::Relaxed) {
-        let request = AppendRequest {
-            stream,
-            expected: Expected::Exact(version),
-            events: vec![NewEvent {
-                event_id: EventId::new_v7(),
-                event_type: event_type.clone(),
-                schema_version: SchemaVersion(1),
-                subject: subject.clone(),
-                payload: payload.clone(),
-                metadata: Metadata::default(),
-            }],
-        };
+        let request = next_event(stream, version, &event_type, &payload, Metadata::default());
         let started = Instant::now();
         match store.append(request).await {
             Ok(appended) if appended.version == version.next() && !appended.replayed => {
